@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the demo need, on a fresh Debian/Ubuntu machine.
+#   - Debian package dataset-fashion-mnist (real images for the demo and integration tests)
+#   - this package with its [dev] extra (TensorFlow, Keras, keras-cv, tf2onnx, ONNX Runtime, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+FMNIST=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+if [ ! -f "$FMNIST" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing Debian package dataset-fashion-mnist"
+    apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; }
+  else
+    echo "[setup] Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'" >&2
+    echo "[setup] (tests that need it will fail, the demo can use --data DIR instead)" >&2
+  fi
+fi
+
+echo "[setup] pip install -e .[dev]"
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[dev]"

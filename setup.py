@@ -1,0 +1,41 @@
+"""siameseim-tf: Siamese Image Modeling (CVPR 2023) in TensorFlow / Keras 3."""
+
+from setuptools import find_packages, setup
+
+TF = ["tensorflow-cpu>=2.21,<2.22; platform_machine!='arm64'", "keras>=3.15,<3.16"]
+SERVING = ["onnxruntime>=1.20", "numpy>=1.26", "pillow>=10", "kserve>=0.15"]
+
+setup(
+    name="siameseim-tf",
+    version="0.1.0",
+    description="Siamese Image Modeling self-supervised pretraining for Keras 3 / TensorFlow",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.14",
+    packages=find_packages(include=["siameseim_tf", "siameseim_tf.*"]),
+    package_data={"siameseim_tf": ["py.typed"]},
+    install_requires=["numpy>=1.26", "pillow>=10", "tqdm>=4.66"],
+    extras_require={
+        # Training / evaluation / export: the full TensorFlow stack.
+        "tf": TF + ["keras-cv==0.9.0", "scikit-learn>=1.4", "matplotlib>=3.8"],
+        "export": TF + ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.20"],
+        # The server runs the ONNX file only: no TensorFlow.
+        "serving": SERVING,
+        "torch": ["torch>=2.2"],
+        "dev": TF
+        + SERVING
+        + [
+            "keras-cv==0.9.0",
+            "scikit-learn>=1.4",
+            "matplotlib>=3.8",
+            "tf2onnx>=1.17",
+            "onnx>=1.16",
+            "tensorflow-datasets>=4.9",
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "requests>=2.31",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["siameseim=siameseim_tf.cli:main"]},
+)

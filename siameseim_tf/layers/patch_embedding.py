@@ -1,0 +1,51 @@
+"""Patch embedding: a P x P stride-P convolution to E channels."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="siameseim_tf")
+class PatchEmbedding(keras.layers.Layer):
+    """Splits [B, S, S, C] images into (S/P)^2 patches and projects each to ``embed_dim``.
+
+    The kernel is Xavier-uniform over its flattened [E, C*P*P] view, as in MAE / SiameseIM
+    (fan_in = C*P*P, fan_out = E), which Keras' conv Glorot init (fan_out = P*P*E) is not.
+
+    Args:
+        patch_size: P.
+        embed_dim: E.
+
+    Example:
+    >>> embed = PatchEmbedding(patch_size=16, embed_dim=192)
+    >>> tokens = embed(keras.random.normal((2, 224, 224, 3)))  # [2, 196, 192]
+    """
+
+    def __init__(self, patch_size: int, embed_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.patch_size, self.embed_dim = patch_size, embed_dim
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        fan_in, fan_out = channels * self.patch_size**2, self.embed_dim
+        limit = (6.0 / (fan_in + fan_out)) ** 0.5
+        self.proj = keras.layers.Conv2D(
+            self.embed_dim, self.patch_size, strides=self.patch_size, padding="valid",
+            kernel_initializer=keras.initializers.RandomUniform(-limit, limit),
+            bias_initializer="zeros", name="proj",
+        )
+        self.proj.build(input_shape)
+
+    def call(self, images):
+        x = self.proj(images)  # [B, G, G, E]
+        return ops.reshape(x, (-1, x.shape[1] * x.shape[2], self.embed_dim))  # [B, N, E]
+
+    def compute_output_shape(self, input_shape):
+        grid = input_shape[1] // self.patch_size
+        return (input_shape[0], grid * grid, self.embed_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(patch_size=self.patch_size, embed_dim=self.embed_dim)
+        return config

@@ -1,0 +1,142 @@
+"""Pre-norm ViT block (SPEC §3): x + Attn(Norm(x)), then x + MLP(Norm(x))."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from siameseim_tf.layers.norms import make_norm
+
+_INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
+
+
+def gelu_exact(x):
+    """Exact (erf) GELU written with ``erf`` so that it exports to ONNX (not ``Erfc``)."""
+    return 0.5 * x * (1.0 + ops.erf(x * ops.cast(_INV_SQRT2, x.dtype)))
+
+
+def _dense(units: int, name: str) -> keras.layers.Dense:
+    # Xavier-uniform weights, zero biases (SPEC §3 initialisation).
+    return keras.layers.Dense(
+        units, kernel_initializer="glorot_uniform", bias_initializer="zeros", name=name
+    )
+
+
+@keras.saving.register_keras_serializable(package="siameseim_tf")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Self-attention with one fused qkv projection (q, k, v stacked, heads contiguous).
+
+    Args:
+        dim: token width.
+        num_heads: heads; ``dim`` must divide evenly.
+        qkv_bias: bias on the qkv projection.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.dim, self.num_heads, self.qkv_bias = dim, num_heads, qkv_bias
+        self.head_dim = dim // num_heads
+        self.qkv = keras.layers.Dense(
+            3 * dim, use_bias=qkv_bias, kernel_initializer="glorot_uniform", name="qkv"
+        )
+        self.proj = _dense(dim, "proj")
+
+    def build(self, input_shape):
+        self.qkv.build(input_shape)
+        self.proj.build(input_shape[:-1] + (self.dim,))
+
+    def call(self, x):
+        tokens = ops.shape(x)[1]
+        qkv = ops.reshape(self.qkv(x), (-1, tokens, 3, self.num_heads, self.head_dim))
+        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, hd]
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scale = ops.cast(1.0 / math.sqrt(self.head_dim), q.dtype)
+        attn = ops.softmax(ops.matmul(q * scale, ops.transpose(k, (0, 1, 3, 2))), axis=-1)
+        out = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))  # [B, T, H, hd]
+        return self.proj(ops.reshape(out, (-1, tokens, self.dim)))  # [B, T, D]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim, num_heads=self.num_heads, qkv_bias=self.qkv_bias)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="siameseim_tf")
+class TransformerBlock(keras.layers.Layer):
+    """Pre-norm transformer block with exact GELU.
+
+    Args:
+        dim: token width.
+        num_heads: attention heads.
+        mlp_ratio: hidden width of the MLP / ``dim``.
+        qkv_bias: bias on the qkv projection.
+        norm: ``"layer"`` (LayerNorm eps 1e-6) or ``"batch"`` (synchronised BatchNorm
+            over batch x tokens, float32).
+        drop_path: stochastic-depth rate (0 in pretraining).
+        layer_scale: initial value of per-channel residual scales, or None (off).
+
+    Example:
+    >>> block = TransformerBlock(dim=64, num_heads=4)
+    >>> y = block(keras.random.normal((2, 10, 64)))  # [2, 10, 64]
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, norm: str = "layer", drop_path: float = 0.0,
+                 layer_scale: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.num_heads, self.mlp_ratio = dim, num_heads, mlp_ratio
+        self.qkv_bias, self.norm, self.drop_path = qkv_bias, norm, drop_path
+        self.layer_scale = layer_scale
+        self.hidden_dim = int(dim * mlp_ratio)
+        self.norm1 = make_norm(norm, name="norm1")
+        self.attn = MultiHeadSelfAttention(dim, num_heads, qkv_bias, name="attn")
+        self.norm2 = make_norm(norm, name="norm2")
+        self.fc1 = _dense(self.hidden_dim, "fc1")
+        self.fc2 = _dense(dim, "fc2")
+        self.seed_generator = keras.random.SeedGenerator(0) if drop_path > 0 else None
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        for layer in (self.norm1, self.attn, self.norm2, self.fc1):
+            layer.build(input_shape)
+        self.fc2.build(input_shape[:-1] + (self.hidden_dim,))
+        if self.layer_scale is not None:
+            init = keras.initializers.Constant(self.layer_scale)
+            self.gamma1 = self.add_weight(shape=(self.dim,), initializer=init, name="gamma1")
+            self.gamma2 = self.add_weight(shape=(self.dim,), initializer=init, name="gamma2")
+
+    def _residual(self, branch, gamma, training):
+        if gamma is not None:
+            branch = branch * ops.cast(gamma, branch.dtype)
+        if training and self.drop_path > 0:
+            keep = 1.0 - self.drop_path
+            shape = (ops.shape(branch)[0],) + (1,) * (len(branch.shape) - 1)
+            noise = keras.random.uniform(shape, seed=self.seed_generator, dtype=branch.dtype)
+            branch = branch * ops.floor(keep + noise) / keep
+        return branch
+
+    def call(self, x, training=False):
+        gamma1 = self.gamma1 if self.layer_scale is not None else None
+        gamma2 = self.gamma2 if self.layer_scale is not None else None
+        h = ops.cast(self.norm1(x, training=training), x.dtype)
+        x = x + self._residual(self.attn(h), gamma1, training)
+        h = ops.cast(self.norm2(x, training=training), x.dtype)
+        x = x + self._residual(self.fc2(gelu_exact(self.fc1(h))), gamma2, training)
+        return x  # [B, T, D]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            dim=self.dim, num_heads=self.num_heads, mlp_ratio=self.mlp_ratio,
+            qkv_bias=self.qkv_bias, norm=self.norm, drop_path=self.drop_path,
+            layer_scale=self.layer_scale,
+        )
+        return config

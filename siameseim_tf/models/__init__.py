@@ -1,0 +1,5 @@
+"""Models: the ViT encoder and SiameseIM."""
+
+from siameseim_tf.models.vit import VIT_PRESETS, ViTEncoder, preset_arguments
+
+__all__ = ["VIT_PRESETS", "ViTEncoder", "preset_arguments"]
