@@ -1,0 +1,116 @@
+"""Two views of one image + relative position + mask: the per-sample training example.
+
+Seeds: a sample's seed is int64 [2] = (base_seed, element_index); it is split with
+``tf.random.experimental.stateless_split`` into independent seeds for view 1's crop,
+view 1's colour, view 2's crop, view 2's colour and the mask, so a sample is a pure
+function of (image, base_seed, element_index) whatever the parallelism.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from siameseim_tf.data.color import VIEW1_PROBS, VIEW2_PROBS, apply_color, normalize
+from siameseim_tf.data.color import sample_color_params as _color_params
+from siameseim_tf.data.crop import (
+    flipped_crop_resize,
+    original_box,
+    relative_position,
+    sample_crop,
+)
+from siameseim_tf.data.masking import mask_from_seed
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """Static settings of the two-view example."""
+
+    image_size: int = 224
+    patch_size: int = 16
+    num_masked: int = 118
+    crop_min: float = 0.2
+    color: bool = True
+    antialias: bool = True  # bicubic resize with PIL-like antialiasing when downscaling
+
+    @property
+    def grid(self) -> int:
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} not a multiple of {self.patch_size}")
+        return self.image_size // self.patch_size
+
+
+def as_seed(seed: int | tf.Tensor) -> tf.Tensor:
+    """int -> int64 [2] (0, seed); a [2] tensor is cast to int64."""
+    seed = tf.convert_to_tensor(seed, tf.int64)
+    return tf.stack([tf.zeros([], tf.int64), seed]) if seed.shape.rank == 0 else seed
+
+
+def _one_view(image, seed, config, probs):
+    """uint8 [H, W, 3] -> (float32 [S, S, 3] in [0, 1], box int32 [4], flip bool [])."""
+    crop_seed, color_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    flip = tf.random.stateless_uniform([], flip_seed) < 0.5
+    shape = tf.shape(image)
+    box = sample_crop(crop_seed, shape[0], shape[1], config.crop_min)
+    view = flipped_crop_resize(image, box, flip, config.image_size, config.antialias)
+    if config.color:
+        view = apply_color(view, _color_params(color_seed, probs))
+    return view, box, flip
+
+
+def _views(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig):
+    image = tf.convert_to_tensor(image)
+    if image.dtype != tf.uint8:
+        raise TypeError(f"image must be uint8 [H, W, 3], got {image.dtype}")
+    s1, s2, _ = tf.unstack(tf.random.experimental.stateless_split(as_seed(seed), 3))
+    view1, box1, flip1 = _one_view(image, s1, config, VIEW1_PROBS)
+    view2, box2, flip2 = _one_view(image, s2, config, VIEW2_PROBS)
+    width = tf.shape(image)[1]
+    rel_pos = relative_position(box1, box2, flip1, flip2, width)  # [6]
+    boxes = tf.stack([original_box(box1, flip1, width), original_box(box2, flip2, width)])
+    return normalize(view1), normalize(view2), rel_pos, boxes
+
+
+def make_views(
+    image: tf.Tensor,
+    seed: int | tf.Tensor,
+    color: bool = True,
+    image_size: int = 224,
+    crop_min: float = 0.2,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The two views of one image (SPEC §1), a pure function of (image, seed).
+
+    Args:
+        image: uint8 [H, W, 3].
+        seed: int, or int [2] tensor (e.g. (base_seed, element_index)).
+        color: False skips the colour pipelines (flip + crop + resize + normalise only).
+    Returns:
+        view1, view2: float32 [S, S, 3], ImageNet-normalised.
+        rel_pos: float32 [6] = (delta_i, delta_j, delta_h, delta_w, relative_flip,
+            flip_delta_j) of SPEC §1.
+        boxes: float32 [2, 5], row 0 = view 1, row 1 = view 2, columns (top, left, height,
+            width, flipped) in pixels of the ORIGINAL (unflipped) image; the view shows rows
+            [top, top + height) and columns [left, left + width), mirrored left-right iff
+            flipped = 1 (view column fraction u <-> original x = left + (1 - u) * width).
+    """
+    config = ViewConfig(image_size=image_size, crop_min=crop_min, color=color)
+    return _views(image, seed, config)
+
+
+def make_example(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig) -> dict[str, tf.Tensor]:
+    """One training example of the batch contract (before batching).
+
+    Returns {"view1", "view2": float32 [S, S, 3], "rel_pos": float32 [6],
+    "mask": int32 [N] with exactly ``num_masked`` ones}.
+    """
+    view1, view2, rel_pos, _ = _views(image, seed, config)
+    mask_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[2]
+    mask = mask_from_seed(mask_seed, config.grid, config.num_masked)
+    size = config.image_size
+    return {
+        "view1": tf.ensure_shape(view1, [size, size, 3]),
+        "view2": tf.ensure_shape(view2, [size, size, 3]),
+        "rel_pos": tf.ensure_shape(rel_pos, [6]),
+        "mask": mask,
+    }

@@ -1,0 +1,125 @@
+"""Colour pipelines of SPEC §1: exact ops and probabilities."""
+
+from __future__ import annotations
+
+import colorsys
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from siameseim_tf.data import make_views
+from siameseim_tf.data.color import (
+    VIEW1_PROBS,
+    VIEW2_PROBS,
+    color_jitter,
+    gaussian_blur,
+    sample_color_params,
+    solarize,
+)
+
+N_DRAWS = 3000
+
+
+def _params(probs, n=N_DRAWS):
+    seeds = tf.stack([tf.fill([n], 17), tf.range(n)], axis=1)
+    dtypes = {k: v.dtype for k, v in sample_color_params(seeds[0], probs).items()}
+
+    @tf.function
+    def draw(s):
+        return tf.map_fn(lambda x: sample_color_params(x, probs), s, fn_output_signature=dtypes)
+
+    return {k: v.numpy() for k, v in draw(seeds).items()}
+
+
+def _close(freq, p, n):
+    return abs(freq - p) <= 4.5 * np.sqrt(max(p * (1 - p), 1e-12) / n) + 1e-12
+
+
+@pytest.mark.parametrize("probs", [VIEW1_PROBS, VIEW2_PROBS], ids=["view1", "view2"])
+def test_parameter_probabilities_and_ranges(probs):
+    p = _params(probs)
+    for key in ("jitter", "grayscale", "blur", "solarize"):
+        freq = p[key].mean()
+        assert _close(freq, getattr(probs, key), N_DRAWS), (key, freq)
+    for key, lo, hi in [
+        ("brightness", 0.6, 1.4),
+        ("contrast", 0.6, 1.4),
+        ("saturation", 0.8, 1.2),
+        ("hue", -0.1, 0.1),
+        ("sigma", 0.1, 2.0),
+    ]:
+        assert p[key].min() >= lo and p[key].max() <= hi
+        assert abs(p[key].mean() - (lo + hi) / 2) < 0.05 * (hi - lo), key
+    perms = {tuple(o) for o in p["order"]}
+    assert perms == set(itertools.permutations(range(4)))
+    counts = np.unique(p["order"][:, 0], return_counts=True)[1]
+    assert counts.min() > N_DRAWS / 4 * 0.8
+
+
+def test_observed_grayscale_and_flip_rates():
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    fn = tf.function(lambda s: make_views(image, s, color=True, image_size=16))
+    n, gray, flips = 500, np.zeros(2), np.zeros(2)
+    for k in range(n):
+        v1, v2, _, boxes = fn(tf.constant([1, k], tf.int64))
+        for idx, v in enumerate((v1, v2)):
+            x = v.numpy() * [0.229, 0.224, 0.225] + [0.485, 0.456, 0.406]
+            gray[idx] += np.abs(x[..., 0] - x[..., 1]).max() < 1e-4
+        flips += boxes.numpy()[:, 4]
+    assert all(_close(g / n, 0.2, n) for g in gray), gray / n
+    assert all(_close(f / n, 0.5, n) for f in flips), flips / n
+
+
+def _only(op: int, **factors):
+    base = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "hue": 0.0}
+    base.update(factors)
+    order = [op] + [k for k in range(4) if k != op]
+    return {k: tf.constant(v, tf.float32) for k, v in base.items()} | {
+        "order": tf.constant(order, tf.int32)
+    }
+
+
+def test_jitter_ops_follow_torchvision_semantics():
+    rng = np.random.default_rng(3)
+    x = rng.random((6, 5, 3)).astype(np.float32)
+    gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    out = color_jitter(tf.constant(x), _only(0, brightness=1.3)).numpy()
+    np.testing.assert_allclose(out, np.clip(x * 1.3, 0, 1), atol=1e-6)
+    out = color_jitter(tf.constant(x), _only(1, contrast=0.7)).numpy()
+    np.testing.assert_allclose(out, np.clip(0.7 * x + 0.3 * gray.mean(), 0, 1), atol=1e-6)
+    out = color_jitter(tf.constant(x), _only(2, saturation=1.2)).numpy()
+    np.testing.assert_allclose(out, np.clip(1.2 * x - 0.2 * gray[..., None], 0, 1), atol=1e-6)
+    out = color_jitter(tf.constant(x), _only(3, hue=0.07)).numpy()
+    expect = np.array(
+        [
+            colorsys.hsv_to_rgb((hsv[0] + 0.07) % 1.0, hsv[1], hsv[2])
+            for hsv in (colorsys.rgb_to_hsv(*px) for px in x.reshape(-1, 3))
+        ]
+    ).reshape(x.shape)
+    np.testing.assert_allclose(out, expect, atol=1e-5)
+
+
+def test_jitter_order_matters_and_is_used():
+    x = tf.constant(np.random.default_rng(4).random((4, 4, 3)), tf.float32)
+    a = _only(0, brightness=1.4, contrast=0.6)  # brightness then contrast
+    b = _only(1, brightness=1.4, contrast=0.6)  # contrast then brightness
+    assert not np.allclose(color_jitter(x, a).numpy(), color_jitter(x, b).numpy())
+
+
+def test_solarize_is_exact():
+    v = np.arange(256, dtype=np.float32)
+    out = solarize(tf.constant(v / 255.0)).numpy() * 255.0
+    np.testing.assert_allclose(out, np.where(v < 128, v, 255 - v), atol=1e-4)
+
+
+def test_blur():
+    const = tf.fill([20, 20, 3], 0.7)
+    np.testing.assert_allclose(gaussian_blur(const, tf.constant(2.0)).numpy(), 0.7, atol=1e-6)
+    x = tf.constant(np.random.default_rng(5).random((20, 20, 3)), tf.float32)
+    np.testing.assert_allclose(gaussian_blur(x, tf.constant(0.1)).numpy(), x.numpy(), atol=1e-5)
+    blurred = gaussian_blur(x, tf.constant(2.0)).numpy()
+    assert blurred.std() < 0.5 * x.numpy().std()
+    np.testing.assert_allclose(blurred.mean(), x.numpy().mean(), atol=0.02)
