@@ -39,8 +39,9 @@ class TokenBatchNorm(keras.layers.Layer):
     >>> y = norm(keras.random.normal((2, 5, 8)), training=True)  # [2, 5, 8]
     """
 
-    def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5,
-                 synchronized: bool = True, **kwargs):
+    def __init__(
+        self, momentum: float = 0.9, epsilon: float = 1e-5, synchronized: bool = True, **kwargs
+    ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.momentum = momentum
@@ -91,9 +92,7 @@ class TokenBatchNorm(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            momentum=self.momentum, epsilon=self.epsilon, synchronized=self.synchronized
-        )
+        config.update(momentum=self.momentum, epsilon=self.epsilon, synchronized=self.synchronized)
         return config
 
 

@@ -16,25 +16,29 @@ class PatchEmbedding(keras.layers.Layer):
     Args:
         patch_size: P.
         embed_dim: E.
+        in_channels: C of the input images.
 
     Example:
     >>> embed = PatchEmbedding(patch_size=16, embed_dim=192)
     >>> tokens = embed(keras.random.normal((2, 224, 224, 3)))  # [2, 196, 192]
     """
 
-    def __init__(self, patch_size: int, embed_dim: int, **kwargs):
+    def __init__(self, patch_size: int, embed_dim: int, in_channels: int = 3, **kwargs):
         super().__init__(**kwargs)
-        self.patch_size, self.embed_dim = patch_size, embed_dim
-
-    def build(self, input_shape):
-        channels = input_shape[-1]
-        fan_in, fan_out = channels * self.patch_size**2, self.embed_dim
+        self.patch_size, self.embed_dim, self.in_channels = patch_size, embed_dim, in_channels
+        fan_in, fan_out = in_channels * patch_size**2, embed_dim
         limit = (6.0 / (fan_in + fan_out)) ** 0.5
         self.proj = keras.layers.Conv2D(
-            self.embed_dim, self.patch_size, strides=self.patch_size, padding="valid",
+            embed_dim,
+            patch_size,
+            strides=patch_size,
+            padding="valid",
             kernel_initializer=keras.initializers.RandomUniform(-limit, limit),
-            bias_initializer="zeros", name="proj",
+            bias_initializer="zeros",
+            name="proj",
         )
+
+    def build(self, input_shape):
         self.proj.build(input_shape)
 
     def call(self, images):
@@ -47,5 +51,7 @@ class PatchEmbedding(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(patch_size=self.patch_size, embed_dim=self.embed_dim)
+        config.update(
+            patch_size=self.patch_size, embed_dim=self.embed_dim, in_channels=self.in_channels
+        )
         return config

@@ -85,9 +85,17 @@ class TransformerBlock(keras.layers.Layer):
     >>> y = block(keras.random.normal((2, 10, 64)))  # [2, 10, 64]
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0,
-                 qkv_bias: bool = True, norm: str = "layer", drop_path: float = 0.0,
-                 layer_scale: float | None = None, **kwargs):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        norm: str = "layer",
+        drop_path: float = 0.0,
+        layer_scale: float | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.dim, self.num_heads, self.mlp_ratio = dim, num_heads, mlp_ratio
         self.qkv_bias, self.norm, self.drop_path = qkv_bias, norm, drop_path
@@ -135,8 +143,12 @@ class TransformerBlock(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            dim=self.dim, num_heads=self.num_heads, mlp_ratio=self.mlp_ratio,
-            qkv_bias=self.qkv_bias, norm=self.norm, drop_path=self.drop_path,
+            dim=self.dim,
+            num_heads=self.num_heads,
+            mlp_ratio=self.mlp_ratio,
+            qkv_bias=self.qkv_bias,
+            norm=self.norm,
+            drop_path=self.drop_path,
             layer_scale=self.layer_scale,
         )
         return config

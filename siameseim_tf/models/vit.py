@@ -53,11 +53,22 @@ class ViTEncoder(keras.Model):
     TensorShape([2, 192])
     """
 
-    def __init__(self, image_size: int = 224, patch_size: int = 16, embed_dim: int = 768,
-                 depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
-                 qkv_bias: bool = True, drop_path_rate: float = 0.0,
-                 layer_scale: float | None = None, final_norm: bool = False,
-                 pool_norm: bool = False, trainable_patch_embed: bool = True, **kwargs):
+    def __init__(
+        self,
+        image_size: int = 224,
+        patch_size: int = 16,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_path_rate: float = 0.0,
+        layer_scale: float | None = None,
+        final_norm: bool = False,
+        pool_norm: bool = False,
+        trainable_patch_embed: bool = True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of {patch_size}")
@@ -73,17 +84,27 @@ class ViTEncoder(keras.Model):
         self.patch_embed.trainable = trainable_patch_embed
         rates = [drop_path_rate * k / max(depth - 1, 1) for k in range(depth)]
         self.blocks = [
-            TransformerBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, norm="layer",
-                             drop_path=rates[k], layer_scale=layer_scale, name=f"blocks_{k}")
+            TransformerBlock(
+                embed_dim,
+                num_heads,
+                mlp_ratio,
+                qkv_bias,
+                norm="layer",
+                drop_path=rates[k],
+                layer_scale=layer_scale,
+                name=f"blocks_{k}",
+            )
             for k in range(depth)
         ]
         self.norm = (
             keras.layers.LayerNormalization(epsilon=1e-6, dtype="float32", name="norm")
-            if final_norm else None
+            if final_norm
+            else None
         )
         self.fc_norm = (
             keras.layers.LayerNormalization(epsilon=1e-6, dtype="float32", name="fc_norm")
-            if pool_norm else None
+            if pool_norm
+            else None
         )
         self.build((None, image_size, image_size, 3))
 
@@ -92,12 +113,15 @@ class ViTEncoder(keras.Model):
             return
         self.patch_embed.build(tuple(input_shape))
         self.cls_token = self.add_weight(
-            shape=(1, 1, self.embed_dim), name="cls_token",
+            shape=(1, 1, self.embed_dim),
+            name="cls_token",
             initializer=keras.initializers.RandomNormal(stddev=0.02),
         )
         # Fixed sin-cos table with a zero CLS row; a weight only so checkpoints carry it.
         self.pos_embed = self.add_weight(
-            shape=(1, self.num_patches + 1, self.embed_dim), name="pos_embed", trainable=False,
+            shape=(1, self.num_patches + 1, self.embed_dim),
+            name="pos_embed",
+            trainable=False,
             initializer=keras.initializers.Constant(
                 sincos_2d_embedding(self.grid_size, self.embed_dim, cls_token=True)[None]
             ),
@@ -140,11 +164,18 @@ class ViTEncoder(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            image_size=self.image_size, patch_size=self.patch_size, embed_dim=self.embed_dim,
-            depth=self.depth, num_heads=self.num_heads, mlp_ratio=self.mlp_ratio,
-            qkv_bias=self.qkv_bias, drop_path_rate=self.drop_path_rate,
-            layer_scale=self.layer_scale, final_norm=self.final_norm,
-            pool_norm=self.pool_norm, trainable_patch_embed=self.trainable_patch_embed,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            mlp_ratio=self.mlp_ratio,
+            qkv_bias=self.qkv_bias,
+            drop_path_rate=self.drop_path_rate,
+            layer_scale=self.layer_scale,
+            final_norm=self.final_norm,
+            pool_norm=self.pool_norm,
+            trainable_patch_embed=self.trainable_patch_embed,
         )
         return config
 

@@ -1,0 +1,330 @@
+"""SiameseIM (SPEC §3, §5, §6): online encoder + decoder predicting a momentum target."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from siameseim_tf.layers import TransformerBlock, relative_position_embedding, sincos_2d_embedding
+from siameseim_tf.losses import unigrad_loss
+from siameseim_tf.models.vit import ViTEncoder
+from siameseim_tf.training.metrics import LastValue
+from siameseim_tf.training.schedules import momentum_at
+
+# Variables that are fixed tables or running statistics, never momentum-updated.
+_NOT_EMA = ("pos_embed", "moving_mean", "moving_variance")
+
+
+def visible_indices(mask, num_visible: int):
+    """Grid indices of the unmasked patches, in grid order: mask [B, N] -> [B, V]."""
+    num_patches = mask.shape[-1]
+    # Unique sort keys: visible cells first, each group in grid order.
+    keys = ops.cast(mask, "int32") * num_patches + ops.arange(num_patches, dtype="int32")
+    return ops.argsort(keys, axis=-1)[:, :num_visible]
+
+
+@keras.saving.register_keras_serializable(package="siameseim_tf")
+class SiameseIM(keras.Model):
+    """Siamese Image Modeling: predict view 2's features at any position from masked view 1.
+
+    Inputs are the batch dict of the data pipeline: ``view1``, ``view2`` float32
+    [B, S, S, 3]; ``rel_pos`` float32 [B, 6]; ``mask`` [B, N] (1 = masked, exactly
+    ``num_masked_patches`` ones per row). ``model(batch)`` returns ``{"pred": [B, N, D],
+    "target": [B, N, D]}``; ``model.compute_loss(x=batch, y_pred=outputs)`` is UniGrad.
+    ``model.encoder`` is the online ViT encoder.
+
+    Args:
+        image_size, patch_size, embed_dim, depth, num_heads, mlp_ratio: the encoder.
+        decoder_dim: D.
+        decoder_num_heads: heads of projector and predictor blocks.
+        projector_depth: blocks after ``decoder_embed`` (shared structure with the target).
+        predictor_depth: blocks of the predictor.
+        num_masked_patches: M; default round(0.6 N).
+        neg_weight: UniGrad weight of the negative term.
+        base_momentum: m0 of the momentum cosine schedule.
+        norm: ``"batch"`` (sync BatchNorm over tokens) or ``"layer"`` for decoder blocks.
+        train_patch_embed: train the online patch embedding (frozen by default).
+        clip_grad_norm: global-norm clipping of the all-reduced gradient, or None.
+        momentum_total_steps: steps of the momentum schedule; 0 lets
+            :class:`~siameseim_tf.training.MomentumSchedule` set it from ``fit``.
+
+    Example:
+    >>> model = SiameseIM(image_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4,
+    ...                   decoder_dim=64, decoder_num_heads=4, num_masked_patches=10)
+    """
+
+    def __init__(
+        self,
+        image_size: int = 224,
+        patch_size: int = 16,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        decoder_dim: int = 512,
+        decoder_num_heads: int = 16,
+        projector_depth: int = 2,
+        predictor_depth: int = 4,
+        num_masked_patches: int | None = None,
+        neg_weight: float = 0.02,
+        base_momentum: float = 0.995,
+        norm: str = "batch",
+        train_patch_embed: bool = False,
+        clip_grad_norm: float | None = None,
+        momentum_total_steps: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        grid = image_size // patch_size
+        num_patches = grid * grid
+        if num_masked_patches is None:
+            num_masked_patches = int(round(0.6 * num_patches))
+        if not 0 <= num_masked_patches < num_patches:
+            raise ValueError(
+                f"num_masked_patches must be in [0, {num_patches}), got {num_masked_patches}"
+            )
+        self.config_values = dict(
+            image_size=image_size,
+            patch_size=patch_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            decoder_dim=decoder_dim,
+            decoder_num_heads=decoder_num_heads,
+            projector_depth=projector_depth,
+            predictor_depth=predictor_depth,
+            num_masked_patches=num_masked_patches,
+            neg_weight=neg_weight,
+            base_momentum=base_momentum,
+            norm=norm,
+            train_patch_embed=train_patch_embed,
+            clip_grad_norm=clip_grad_norm,
+            momentum_total_steps=momentum_total_steps,
+        )
+        self.grid_size, self.num_patches = grid, num_patches
+        self.num_visible = num_patches - num_masked_patches
+        self.decoder_dim, self.neg_weight = decoder_dim, neg_weight
+        self.base_momentum, self.clip_grad_norm = base_momentum, clip_grad_norm
+
+        def encoder(name):
+            return ViTEncoder(
+                image_size,
+                patch_size,
+                embed_dim,
+                depth,
+                num_heads,
+                mlp_ratio,
+                trainable_patch_embed=train_patch_embed,
+                name=name,
+            )
+
+        def blocks(count, prefix):
+            return [
+                TransformerBlock(
+                    decoder_dim, decoder_num_heads, mlp_ratio, norm=norm, name=f"{prefix}_{k}"
+                )
+                for k in range(count)
+            ]
+
+        def dense(units, name):
+            return keras.layers.Dense(units, kernel_initializer="glorot_uniform", name=name)
+
+        # Online branch.
+        self.encoder = encoder("encoder")
+        self.decoder_embed = dense(decoder_dim, "decoder_embed")
+        self.projector_blocks = blocks(projector_depth, "projector_decoder_blocks")
+        self.decoder_pos_mlp = dense(decoder_dim, "decoder_pos_mlp")
+        self.predictor_blocks = blocks(predictor_depth, "predictor_decoder_blocks")
+        self.decoder_pred = dense(decoder_dim, "decoder_pred")
+        # Momentum target branch: same structure, never receives gradients.
+        self.target_encoder = encoder("mm_encoder")
+        self.target_decoder_embed = dense(decoder_dim, "mm_decoder_embed")
+        self.target_projector_blocks = blocks(projector_depth, "mm_projector_decoder_blocks")
+
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
+        self.lr_tracker = LastValue(name="lr")
+        self.momentum_tracker = LastValue(name="momentum")
+        self.build(None)
+        for layer in self._branch_layers(target=True):
+            layer.trainable = False  # TokenBatchNorm still uses batch statistics in training
+        self._copy_online_to_target()
+
+    # ----------------------------------------------------------------- construction
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        embed_dim, dim = self.config_values["embed_dim"], self.decoder_dim
+        token_shape = (None, self.num_patches + 1, dim)
+        for suffix, embed, projector in (
+            ("", self.decoder_embed, self.projector_blocks),
+            ("mm_", self.target_decoder_embed, self.target_projector_blocks),
+        ):
+            embed.build((None, self.num_patches + 1, embed_dim))
+            for block in projector:
+                block.build(token_shape)
+            mask_token = self.add_weight(
+                shape=(1, 1, dim),
+                name=f"{suffix}mask_token",
+                initializer=keras.initializers.RandomNormal(stddev=0.02),
+                trainable=not suffix,
+            )
+            setattr(self, "target_mask_token" if suffix else "mask_token", mask_token)
+        self.decoder_pos_embed = self.add_weight(
+            shape=(1, self.num_patches + 1, dim),
+            name="decoder_pos_embed",
+            trainable=False,
+            initializer=keras.initializers.Constant(
+                sincos_2d_embedding(self.grid_size, dim, cls_token=True)[None]
+            ),
+        )
+        self.decoder_pos_mlp.build((None, self.num_patches, 2 * dim))
+        predictor_shape = (None, 1 + self.num_visible + self.num_patches, dim)
+        for block in self.predictor_blocks:
+            block.build(predictor_shape)
+        self.decoder_pred.build(predictor_shape)
+        self.momentum_total_steps = self.add_weight(
+            shape=(),
+            name="momentum_total_steps",
+            trainable=False,
+            initializer=keras.initializers.Constant(
+                float(self.config_values["momentum_total_steps"])
+            ),
+        )
+        self.built = True
+
+    def _branch_layers(self, target: bool):
+        if target:
+            return [self.target_encoder, self.target_decoder_embed, *self.target_projector_blocks]
+        return [self.encoder, self.decoder_embed, *self.projector_blocks]
+
+    def momentum_pairs(self) -> list[tuple[keras.Variable, keras.Variable]]:
+        """(target, online) variable pairs the momentum update touches (SPEC §6)."""
+        pairs = [(self.target_mask_token, self.mask_token)]
+        for target_layer, online_layer in zip(
+            self._branch_layers(True), self._branch_layers(False)
+        ):
+            for t, o in zip(target_layer.weights, online_layer.weights):
+                if t.name != o.name or t.shape != o.shape:
+                    raise RuntimeError(f"branch weights out of step: {t.path} vs {o.path}")
+                if t.name not in _NOT_EMA:
+                    pairs.append((t, o))
+        return pairs
+
+    def _copy_online_to_target(self):
+        for target_layer, online_layer in zip(
+            self._branch_layers(True), self._branch_layers(False)
+        ):
+            for t, o in zip(target_layer.weights, online_layer.weights):
+                t.assign(o)
+        self.target_mask_token.assign(self.mask_token)
+
+    # ----------------------------------------------------------------- forward
+    def predict_tokens(self, batch, training=False):
+        """Online branch: masked view 1 + relative position -> predictions [B, N, D]."""
+        visible = visible_indices(batch["mask"], self.num_visible)  # [B, V]
+        x = self.encoder.embed_patches(batch["view1"], visible)  # [B, V, E]
+        x = self.encoder.encode_tokens(x, training)  # [B, 1 + V, E]
+        x = self.decoder_embed(x)  # [B, 1 + V, D]
+        for block in self.projector_blocks:
+            x = block(x, training=training)
+        pos = ops.cast(self.decoder_pos_embed, x.dtype)  # [1, 1 + N, D]
+        cls = x[:, :1] + pos[:, :1]  # [B, 1, D]
+        seen = x[:, 1:] + ops.take(pos[0, 1:], visible, axis=0)  # [B, V, D]
+        rel = relative_position_embedding(batch["rel_pos"], self.grid_size, self.decoder_dim)
+        queries = ops.cast(self.mask_token, x.dtype) + self.decoder_pos_mlp(
+            ops.cast(rel, x.dtype)
+        )  # [B, N, D]
+        x = ops.concatenate([cls, seen, queries], axis=1)  # [B, 1 + V + N, D]
+        for block in self.predictor_blocks:
+            x = block(x, training=training)
+        return self.decoder_pred(x)[:, -self.num_patches :]  # [B, N, D]
+
+    def target_tokens(self, view2, training=False):
+        """Momentum branch: all of view 2 -> targets [B, N, D], no gradient."""
+        x = self.target_encoder.encode_tokens(self.target_encoder.embed_patches(view2), training)
+        x = self.target_decoder_embed(x)  # [B, 1 + N, D]
+        for block in self.target_projector_blocks:
+            x = block(x, training=training)
+        return ops.stop_gradient(x[:, 1:])  # [B, N, D]
+
+    def call(self, inputs, training=False):
+        return {
+            "pred": self.predict_tokens(inputs, training),
+            "target": self.target_tokens(inputs["view2"], training),
+        }
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return unigrad_loss(y_pred["pred"], y_pred["target"], self.neg_weight)
+
+    # ----------------------------------------------------------------- training
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.grad_norm_tracker, self.lr_tracker, self.momentum_tracker]
+
+    def current_momentum(self):
+        """m(t) at the optimizer's current step; m0 until the schedule length is known."""
+        total = ops.maximum(self.momentum_total_steps, 1.0)
+        progress = ops.minimum(ops.cast(self.optimizer.iterations, "float32") / total, 1.0)
+        scheduled = momentum_at(progress, self.base_momentum)
+        return ops.where(self.momentum_total_steps > 0, scheduled, self.base_momentum)
+
+    def update_target(self, momentum):
+        """target <- m * target + (1 - m) * online, on every replica alike."""
+        for target, online in self.momentum_pairs():
+            target.assign(momentum * target + (1.0 - momentum) * online)
+
+    def train_step(self, data):
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        momentum = self.current_momentum()
+        self.update_target(momentum)  # before the target forward (SPEC §6)
+        target = self.target_tokens(batch["view2"], training=True)
+        variables = self.trainable_variables
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            pred = self.predict_tokens(batch, training=True)
+            loss = self.compute_loss(x=batch, y_pred={"pred": pred, "target": target})
+            # The optimizer sums replicas' gradients: each contributes loss / replicas.
+            scaled_loss = self.optimizer.scale_loss(loss / replicas)
+        grads, grad_norm = self._global_gradients(tape.gradient(scaled_loss, variables))
+        self.lr_tracker.update_state(self.optimizer.learning_rate)  # the lr of this step
+        self.optimizer.apply(grads, variables)
+        self.loss_tracker.update_state(loss)
+        self.grad_norm_tracker.update_state(grad_norm)
+        self.momentum_tracker.update_state(momentum)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _global_gradients(self, grads):
+        """All-reduces, clips the *global* norm, and pre-divides for the optimizer's sum.
+
+        Returns the gradients to hand to the optimizer and the unscaled global norm.
+        Because every replica then holds the same gradients, a loss-scale optimizer's
+        finite check is the same decision on every replica.
+        """
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        if replicas > 1:
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        loss_scale = getattr(self.optimizer, "dynamic_scale", None)
+        loss_scale = 1.0 if loss_scale is None else ops.cast(loss_scale, "float32")
+        grads = [ops.cast(g, "float32") for g in grads]
+        norm = tf.linalg.global_norm(grads) / loss_scale  # norm of the true gradient
+        if self.clip_grad_norm is not None:
+            factor = ops.minimum(1.0, self.clip_grad_norm / (norm + 1e-6))  # as torch
+            grads = [g * factor for g in grads]
+        if replicas > 1:
+            grads = [g / replicas for g in grads]
+        return grads, norm
+
+    def test_step(self, data):
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        loss = self.compute_loss(x=batch, y_pred=self(batch, training=False))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.config_values)
+        return config

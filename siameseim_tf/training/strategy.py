@@ -1,0 +1,43 @@
+"""Picks the tf.distribute strategy in one place."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+
+def select_strategy(tpu: str | None = None, devices: list[str] | None = None):
+    """The strategy for this process.
+
+    - ``tpu`` given (address or "local"): TPUStrategy;
+    - ``TF_CONFIG`` set with a cluster: MultiWorkerMirroredStrategy;
+    - ``devices`` given, or more than one local GPU: MirroredStrategy over them;
+    - otherwise the default strategy (one device).
+    """
+    if tpu:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu="" if tpu == "local" else tpu
+        )
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    tf_config = os.environ.get("TF_CONFIG")
+    if tf_config and json.loads(tf_config).get("cluster"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if devices:
+        return tf.distribute.MirroredStrategy(devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    return tf.distribute.get_strategy()
+
+
+def split_cpu(count: int) -> list[str]:
+    """Splits the CPU into ``count`` logical devices (before TF initialises); for tests."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+    )
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
