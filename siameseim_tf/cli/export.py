@@ -1,0 +1,100 @@
+"""`siameseim export`: a trained encoder to a TF Serving SavedModel and / or ONNX."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from siameseim_tf.cli import UserError
+
+FORMATS = ("saved_model", "onnx", "both")
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    """Registers the arguments of `siameseim export`."""
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help=".keras file holding a ViTEncoder or a model with an .encoder",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="both")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="output directory: SavedModel in <output>/<name>/<version>/, "
+        "ONNX in <output>/<name>.onnx",
+    )
+    parser.add_argument("--name", default="siameseim", help="model name (default: siameseim)")
+    parser.add_argument("--version", type=int, default=1, help="model version (default: 1)")
+    parser.add_argument(
+        "--quantize",
+        action="store_true",
+        help="also write <name>.int8.onnx (dynamic int8) and report its cost",
+    )
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
+    parser.add_argument(
+        "--atol",
+        type=float,
+        default=1e-4,
+        help="max |diff| allowed between export and Keras encoder",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing SavedModel version directory"
+    )
+    parser.set_defaults(func=run)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not os.path.isfile(args.checkpoint):
+        raise UserError(f"checkpoint {args.checkpoint!r} does not exist")
+    if not args.checkpoint.endswith(".keras"):
+        raise UserError(f"checkpoint must be a .keras file, got {args.checkpoint!r}")
+    if args.version < 1:
+        raise UserError(f"--version must be a positive integer, got {args.version}")
+    if args.quantize and args.format == "saved_model":
+        raise UserError("--quantize applies to ONNX: use --format onnx or both")
+    if not args.name or "/" in args.name or args.name.startswith("."):
+        raise UserError(f"--name must be a plain name, got {args.name!r}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Loads the checkpoint, exports, and prints where the files went."""
+    _check_args(args)
+    from siameseim_tf.export.common import load_encoder
+    from siameseim_tf.serving.contract import ONNX_OPSET
+
+    encoder = load_encoder(args.checkpoint)
+    if not hasattr(encoder, "image_size"):
+        raise UserError(f"{args.checkpoint} holds no ViTEncoder (found {type(encoder).__name__})")
+    if args.format in ("saved_model", "both"):
+        from siameseim_tf.export.saved_model import export_saved_model
+
+        try:
+            path = export_saved_model(
+                encoder,
+                args.output,
+                args.name,
+                args.version,
+                overwrite=args.overwrite,
+                atol=args.atol,
+            )
+        except FileExistsError as error:
+            raise UserError(f"{error} (use --overwrite or another --version)") from error
+        print(f"SavedModel: {path}")
+    if args.format in ("onnx", "both"):
+        from siameseim_tf.export.onnx import export_onnx
+
+        # Raises ExportVerificationError (with a traceback) if ONNX Runtime disagrees.
+        result = export_onnx(
+            encoder,
+            os.path.join(args.output, f"{args.name}.onnx"),
+            args.name,
+            args.version,
+            opset=args.opset or ONNX_OPSET,
+            quantize=args.quantize,
+            atol=args.atol,
+        )
+        print(f"ONNX: {result.path}")
+        if result.int8_path:
+            print(f"ONNX int8: {result.int8_path}")
+    return 0

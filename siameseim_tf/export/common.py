@@ -1,0 +1,107 @@
+"""Helpers shared by the SavedModel and ONNX exporters: float32 copies, outputs, parity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from siameseim_tf.serving.contract import OUTPUT_SOURCES
+
+
+class ExportVerificationError(RuntimeError):
+    """An exported model disagrees with the in-process encoder beyond tolerance."""
+
+
+def is_float32(model: keras.Model) -> bool:
+    """True when every layer computes in float32 (no mixed precision)."""
+    return all(layer.dtype_policy.compute_dtype == "float32" for layer in model._flatten_layers())
+
+
+def float32_copy(encoder: keras.Model) -> keras.Model:
+    """The encoder itself if it is float32, else a float32 clone with the same weights.
+
+    Mixed-precision encoders (``mixed_bfloat16`` / ``mixed_float16``) keep float32
+    variables, so the clone's weights are exact copies.
+    """
+    if is_float32(encoder):
+        return encoder
+    config = encoder.get_config()
+    config["dtype"] = "float32"
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # sub-layers pick up the global policy
+    try:
+        clone = encoder.__class__.from_config(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    clone.set_weights(encoder.get_weights())
+    return clone
+
+
+def serving_outputs(encoder: keras.Model, images) -> dict:
+    """Serving outputs of ``encoder`` on preprocessed float32 images [B, S, S, 3].
+
+    Returns:
+        {"embedding": [B, E], "cls": [B, E], "patch_tokens": [B, N, E]}, float32 tensors.
+    """
+    features = encoder(images, training=False)
+    return {name: keras.ops.cast(features[key], "float32") for name, key in OUTPUT_SOURCES.items()}
+
+
+def load_encoder(path: str) -> keras.Model:
+    """Loads a ``.keras`` file holding a ViTEncoder or a model with an ``.encoder``."""
+    import siameseim_tf.models  # noqa: F401  (registers the serializable classes)
+
+    model = keras.saving.load_model(path, compile=False)
+    return getattr(model, "encoder", model)
+
+
+@dataclass
+class Parity:
+    """Agreement of one output with its reference."""
+
+    max_abs_diff: float
+    min_cosine: float
+
+    def __str__(self) -> str:
+        return f"max|diff|={self.max_abs_diff:.2e} min cosine={self.min_cosine:.8f}"
+
+
+def parity(reference: np.ndarray, candidate: np.ndarray) -> Parity:
+    """Max absolute difference and the smallest per-sample cosine similarity."""
+    reference = np.asarray(reference, np.float64).reshape(len(reference), -1)  # [B, D]
+    candidate = np.asarray(candidate, np.float64).reshape(len(candidate), -1)
+    if reference.shape != candidate.shape:
+        raise ExportVerificationError(f"shape {candidate.shape} != expected {reference.shape}")
+    dots = np.sum(reference * candidate, axis=1)
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
+    cosine = dots / np.maximum(norms, 1e-30)
+    return Parity(float(np.max(np.abs(reference - candidate))), float(np.min(cosine)))
+
+
+def check_parity(
+    label: str, reference: dict, candidate: dict, atol: float, verbose: bool = True
+) -> dict[str, Parity]:
+    """Compares every output; prints the figures and raises above ``atol``."""
+    results = {name: parity(reference[name], candidate[name]) for name in reference}
+    for name, result in results.items():
+        if verbose:
+            print(f"[{label}] {name}: {result}")
+        if not result.max_abs_diff <= atol:  # also catches NaN
+            raise ExportVerificationError(
+                f"{label}: output {name!r} differs from the Keras encoder: {result} "
+                f"(tolerance {atol:g})"
+            )
+    return results
+
+
+def sample_pixels(batch: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth random uint8 test images [B, H, W, 3] (gradients + noise; deterministic)."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0, 1, height)[None, :, None, None]
+    cols = np.linspace(0, 1, width)[None, None, :, None]
+    phase = rng.uniform(0, 2 * np.pi, (batch, 1, 1, 3))
+    base = 127.5 + 100 * np.sin(6 * rows + 4 * cols + phase)
+    noise = rng.normal(0, 10, (batch, height, width, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)

@@ -1,0 +1,70 @@
+"""ONNX export: checker, metadata, dynamic batch, parity with Keras, int8, mixed precision."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import onnx
+
+from siameseim_tf.export.common import parity, sample_pixels
+from siameseim_tf.export.onnx import export_onnx, run_onnx
+from siameseim_tf.serving.preprocessing import preprocess_uint8
+from tests.export.tiny import TINY_ARGS
+
+
+def test_checker_io_and_metadata(onnx_export):
+    model = onnx.load(onnx_export.path)
+    onnx.checker.check_model(model)
+    assert model.opset_import[0].version == 17
+    (image_input,) = model.graph.input
+    dims = image_input.type.tensor_type.shape.dim
+    assert image_input.name == "images"
+    assert image_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [32, 32, 3]
+    assert sorted(o.name for o in model.graph.output) == ["cls", "embedding", "patch_tokens"]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["siameseim.model_name"] == "tiny" and meta["siameseim.version"] == "3"
+    assert meta["siameseim.image_size"] == "32" and meta["siameseim.resize_size"] == "37"
+    assert json.loads(meta["siameseim.mean"]) == [0.485, 0.456, 0.406]
+    assert json.loads(meta["siameseim.std"]) == [0.229, 0.224, 0.225]
+    assert json.loads(meta["siameseim.output_names"]) == ["embedding", "cls", "patch_tokens"]
+
+
+def test_ort_matches_keras_on_other_batch_sizes(onnx_export, tiny_encoder):
+    for batch in (1, 5):
+        images = preprocess_uint8(sample_pixels(batch, 40, 33, seed=batch), 32).numpy()
+        got = run_onnx(onnx_export.path, images)
+        expected = tiny_encoder(images)
+        for name, key in (("embedding", "pooled"), ("cls", "cls"), ("patch_tokens", "tokens")):
+            result = parity(expected[key].numpy(), got[name])
+            assert result.max_abs_diff < 1e-4 and result.min_cosine > 0.99999, (name, result)
+
+
+def test_int8_is_written_and_reported(onnx_export):
+    assert os.path.getsize(onnx_export.int8_path) < os.path.getsize(onnx_export.path)
+    embedding = onnx_export.int8_parity["embedding"]
+    assert 0 < embedding.max_abs_diff < 0.5  # quantised: different, but close
+    assert embedding.min_cosine > 0.99
+    meta = {p.key for p in onnx.load(onnx_export.int8_path).metadata_props}
+    assert "siameseim.image_size" in meta
+
+
+def test_mixed_precision_encoder_exports_float32(tmp_path):
+    from siameseim_tf.models.vit import ViTEncoder, preset_arguments
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        encoder = ViTEncoder(**preset_arguments("tiny", **TINY_ARGS))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert encoder.blocks[0].dtype_policy.compute_dtype == "bfloat16"
+    result = export_onnx(encoder, str(tmp_path / "mixed.onnx"), verbose=False)
+    images = preprocess_uint8(sample_pixels(2, 32, 32), 32).numpy()
+    got = run_onnx(result.path, images)["embedding"]
+    mixed = encoder(images)["pooled"].numpy()
+    assert parity(mixed, got).min_cosine > 0.99  # bf16 rounding only
+    assert np.abs(mixed - got).max() > 0  # really computed in float32, not bf16

@@ -1,0 +1,108 @@
+"""The numpy (server) and TF (SavedModel / evaluation) preprocessing must agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from siameseim_tf.export.common import sample_pixels
+from siameseim_tf.serving import preprocessing as prep
+from tests.export.tiny import image_bytes, png_header_only, run_without_tensorflow
+
+# Measured: the two implementations agree exactly (0.0); allow float reassociation.
+TOLERANCE = 1e-5
+
+
+def test_resize_size_follows_spec():
+    assert prep.resize_size(224) == 256
+    assert prep.resize_size(32) == 37  # 36.57 -> 37
+    assert prep.resize_size(384) == 439  # 438.86 -> 439
+    assert prep.resized_shape(300, 400, 224) == (256, 341)
+    assert prep.resized_shape(1000, 333, 224) == (769, 256)
+
+
+@pytest.mark.parametrize(
+    "height, width, size",
+    [(300, 400, 224), (224, 224, 224), (20, 30, 32), (5, 900, 32), (97, 71, 32), (37, 37, 32)],
+)
+def test_numpy_matches_tf(height, width, size):
+    pixels = sample_pixels(2, height, width, seed=height)
+    by_tf = prep.preprocess_uint8(pixels, size).numpy()  # [2, S, S, 3]
+    assert by_tf.shape == (2, size, size, 3)
+    for image, expected in zip(pixels, by_tf):
+        got = prep.preprocess_numpy(image, size)
+        assert got.shape == (size, size, 3) and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    "mode, fmt, options",
+    [
+        ("RGB", "PNG", {}),
+        ("RGB", "JPEG", {"quality": 75}),
+        ("RGB", "JPEG", {"quality": 95, "subsampling": 0}),
+        ("L", "PNG", {}),
+        ("RGBA", "PNG", {}),
+        ("P", "PNG", {}),
+    ],
+)
+def test_decoders_agree(mode, fmt, options):
+    from PIL import Image
+
+    pixels = sample_pixels(1, 61, 43, seed=3)[0]
+    image = Image.fromarray(pixels).convert(mode)
+    data = image_bytes(np.asarray(image), fmt, **options) if mode != "P" else _save(image, fmt)
+    decoded = prep.decode_image(data, max_pixels=10**6)
+    assert decoded.shape == (61, 43, 3) and decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, prep.decode_image_tf(data).numpy())
+    np.testing.assert_allclose(
+        prep.preprocess_numpy(decoded, 32),
+        prep.preprocess_encoded(data, 32).numpy(),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+
+
+def _save(image, fmt: str) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_single_image_and_normalisation():
+    mean_grey = np.broadcast_to(prep.PIXEL_MEAN, (50, 40, 3)).astype(np.float32)
+    out = prep.preprocess_uint8(mean_grey, 32).numpy()
+    assert out.shape == (1, 32, 32, 3)
+    np.testing.assert_allclose(out, 0.0, atol=1e-6)
+    white = np.full((40, 50, 3), 255, np.uint8)
+    expected = (1.0 - np.asarray(prep.IMAGENET_MEAN)) / np.asarray(prep.IMAGENET_STD)
+    np.testing.assert_allclose(prep.preprocess_numpy(white, 32)[5, 5], expected, rtol=1e-6)
+
+
+def test_decode_rejects_bad_images():
+    good = image_bytes(sample_pixels(1, 40, 40)[0], "JPEG")
+    with pytest.raises(prep.ImageTooLarge, match="limit of 10000000 pixels"):
+        prep.decode_image(png_header_only(50000, 50000), max_pixels=10**7)
+    with pytest.raises(prep.ImageTooLarge):
+        prep.decode_image(good, max_pixels=100)
+    with pytest.raises(prep.ImageError, match="truncated"):
+        prep.decode_image(good[: len(good) // 2], max_pixels=10**6)
+    with pytest.raises(prep.ImageError, match="not a decodable image"):
+        prep.decode_image(b"hello world, not an image", max_pixels=10**6)
+    with pytest.raises(prep.ImageError, match="unsupported image format GIF"):
+        prep.decode_image(image_bytes(sample_pixels(1, 8, 8)[0], "GIF"), max_pixels=10**6)
+    with pytest.raises(prep.ImageError, match="RGB image"):
+        prep.preprocess_numpy(np.zeros((8, 8), np.uint8), 32)
+
+
+def test_preprocessing_imports_without_tensorflow():
+    result = run_without_tensorflow(
+        "from siameseim_tf.serving import preprocessing as p\n"
+        "import numpy as np\n"
+        "print(p.preprocess_numpy(np.zeros((40, 50, 3), np.uint8), 32).shape)\n"
+        "try:\n    p.preprocess_uint8\nexcept ImportError:\n    print('tf blocked')\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(32,", "32,", "3)", "tf", "blocked"]
