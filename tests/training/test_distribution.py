@@ -1,0 +1,59 @@
+"""Distribution: 2 logical CPU replicas vs 1 device on the same global batch (SPEC §5, §6).
+
+Each check runs in a subprocess because the CPU must be split before TensorFlow starts.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def run_module(module: str, *args: str) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_two_replicas_match_one_device():
+    report = run_module("tests.training.replica_equivalence", "float32", "none")
+    # Training moved every group well beyond the tolerance ...
+    for group in ("online", "target", "batchnorm_statistics"):
+        assert report[f"{group}_max_abs_change"] > 1e-3, report
+    # ... and the two runs agree to float32 rounding.
+    assert report["online_max_abs_diff"] < 1e-6, report
+    assert report["target_max_abs_diff"] < 1e-6, report
+    assert report["batchnorm_statistics_max_abs_diff"] < 1e-6, report
+
+
+@pytest.mark.parametrize("control", ["local_batchnorm", "local_correlation"])
+def test_equivalence_check_detects_per_replica_statistics(control):
+    # Negative controls: a per-replica BatchNorm or correlation matrix must show up.
+    report = run_module("tests.training.replica_equivalence", "float32", control)
+    assert report["online_max_abs_diff"] > 1e-5, report
+
+
+def test_float16_overflow_on_one_replica_skips_the_step_everywhere():
+    report = run_module("tests.training.loss_scale_skip")
+    assert report["optimizer"] == "LossScaleOptimizer"
+    assert report["weights_unchanged"] and report["weights_finite"], report
+    assert report["scale_after"] == report["scale_before"] / 2, report
+
+
+def test_local_skip_decision_would_corrupt_weights():
+    # The failure the global decision prevents (TF-NOTES): replica 0 alone says "finite".
+    report = run_module("tests.training.loss_scale_skip", "local_gradients")
+    assert not report["weights_finite"], report
