@@ -34,10 +34,14 @@ class ViewConfig:
     color: bool = True
     antialias: bool = True  # bicubic resize with PIL-like antialiasing when downscaling
 
-    @property
-    def grid(self) -> int:
+    def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} not a multiple of {self.patch_size}")
+        if not 0 <= self.num_masked <= self.grid**2:
+            raise ValueError(f"num_masked {self.num_masked} not in [0, {self.grid**2}]")
+
+    @property
+    def grid(self) -> int:
         return self.image_size // self.patch_size
 
 
@@ -94,7 +98,8 @@ def make_views(
             [top, top + height) and columns [left, left + width), mirrored left-right iff
             flipped = 1 (view column fraction u <-> original x = left + (1 - u) * width).
     """
-    config = ViewConfig(image_size=image_size, crop_min=crop_min, color=color)
+    # patch size / mask count are unused by the views
+    config = ViewConfig(image_size, image_size, 0, crop_min, color)
     return _views(image, seed, config)
 
 
