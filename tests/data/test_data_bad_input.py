@@ -40,7 +40,7 @@ def _bad_folder(root: str) -> tuple[list[str], dict[str, str]]:
         _image(rng).save(os.path.join(root, name))
         good.append(name)
     _image(rng).convert("CMYK").save(os.path.join(root, "cmyk.jpg"))
-    Image.fromarray((np.arange(600, dtype=np.uint16).reshape(20, 30) * 100)).save(
+    Image.fromarray(np.arange(600, dtype=np.uint16).reshape(20, 30) * 100).save(
         os.path.join(root, "sixteen.png")
     )
     good += ["cmyk.jpg", "sixteen.png"]
