@@ -15,6 +15,7 @@ from siameseim_tf.data.pipeline import build_pretraining_dataset, distribute_pre
 from siameseim_tf.data.records import tfds_source, tfrecord_source, write_tfrecords
 from siameseim_tf.data.source import ImageSource, array_source
 from siameseim_tf.data.views import ViewConfig, make_example, make_views
+from siameseim_tf.data.visualize import visualize_views
 
 __all__ = [
     "BOX_COLUMNS",
@@ -38,5 +39,6 @@ __all__ = [
     "read_idx",
     "tfds_source",
     "tfrecord_source",
+    "visualize_views",
     "write_tfrecords",
 ]

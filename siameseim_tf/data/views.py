@@ -103,6 +103,12 @@ def make_views(
     return _views(image, seed, config)
 
 
+def example_mask(seed: int | tf.Tensor, config: ViewConfig) -> tf.Tensor:
+    """The mask of the sample with this seed: int32 [N], ``num_masked`` ones."""
+    mask_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[2]
+    return mask_from_seed(mask_seed, config.grid, config.num_masked)
+
+
 def make_example(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig) -> dict[str, tf.Tensor]:
     """One training example of the batch contract (before batching).
 
@@ -110,8 +116,7 @@ def make_example(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig) -> dict[
     "mask": int32 [N] with exactly ``num_masked`` ones}.
     """
     view1, view2, rel_pos, _ = _views(image, seed, config)
-    mask_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[2]
-    mask = mask_from_seed(mask_seed, config.grid, config.num_masked)
+    mask = example_mask(seed, config)
     size = config.image_size
     return {
         "view1": tf.ensure_shape(view1, [size, size, 3]),
