@@ -1,0 +1,177 @@
+"""An independent PyTorch forward of SiameseIM in the authors' module layout (SPEC §3-§5, §8).
+
+Written from SPEC.md, with the module names of the official release, so that
+``load_state_dict(strict=True)`` checks our key names and shapes and the forward checks
+our tensor layouts (conv kernels, [out, in] linears, q/k/v stacking, BatchNorm statistics).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class PermuteBN(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim)
+
+    def forward(self, x):  # [B, T, C]
+        return self.bn(x.permute(0, 2, 1).float()).permute(0, 2, 1)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(nn.functional.gelu(self.fc1(x)))  # exact erf GELU
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        attn = ((q * (c // self.heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio, batch_norm=False):
+        super().__init__()
+        norm = (lambda: PermuteBN(dim)) if batch_norm else (lambda: nn.LayerNorm(dim, eps=1e-6))
+        self.norm1, self.attn = norm(), Attention(dim, heads)
+        self.norm2, self.mlp = norm(), Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch, dim):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, patch, patch)
+
+    def forward(self, x):  # [B, 3, S, S] -> [B, N, E]
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def relative_embedding(rel_pos, grid, dim):
+    """SPEC §4 in torch: [B, 6] -> [B, N, 2D]."""
+    di, dj, dh, dw, flip, fdj = [rel_pos[:, k : k + 1] for k in range(6)]
+    centres = torch.arange(grid, dtype=torch.float32) + 0.5
+    r, c = centres.repeat_interleave(grid)[None], centres.repeat(grid)[None]
+    h = dh * r + di * grid - 0.5
+    w = torch.where(flip > 0.5, -dw * c + fdj * grid - 0.5, dw * c + dj * grid - 0.5)
+    quarter = dim // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    omega = omega.float()
+    parts = []
+    for value in (h, w, (10 * torch.log(dh)).expand_as(h), (10 * torch.log(dw)).expand_as(h)):
+        angle = value[..., None] * omega
+        parts += [torch.sin(angle), torch.cos(angle)]
+    return torch.cat(parts, -1)
+
+
+class SiameseIMReference(nn.Module):
+    def __init__(
+        self,
+        image_size,
+        patch_size,
+        embed_dim,
+        depth,
+        num_heads,
+        mlp_ratio,
+        decoder_dim,
+        decoder_num_heads,
+        projector_depth,
+        predictor_depth,
+        norm,
+    ):
+        super().__init__()
+        self.grid = image_size // patch_size
+        n = self.grid**2
+        bn = norm == "batch"
+
+        def encoder_blocks():
+            return nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth))
+
+        def decoder_blocks(count):
+            return nn.ModuleList(
+                Block(decoder_dim, decoder_num_heads, mlp_ratio, bn) for _ in range(count)
+            )
+
+        self.patch_embed, self.mm_patch_embed = (
+            PatchEmbed(patch_size, embed_dim),
+            PatchEmbed(patch_size, embed_dim),
+        )
+        self.cls_token = nn.Parameter(torch.randn(1, 1, embed_dim) * 0.02)
+        self.mm_cls_token = nn.Parameter(torch.randn(1, 1, embed_dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, n + 1, embed_dim))
+        self.blocks, self.mm_blocks = encoder_blocks(), encoder_blocks()
+        self.decoder_embed = nn.Linear(embed_dim, decoder_dim)
+        self.mm_decoder_embed = nn.Linear(embed_dim, decoder_dim)
+        self.mask_token = nn.Parameter(torch.randn(1, 1, decoder_dim) * 0.02)
+        self.mm_mask_token = nn.Parameter(torch.randn(1, 1, decoder_dim) * 0.02)
+        self.decoder_pos_embed = nn.Parameter(torch.randn(1, n + 1, decoder_dim))
+        self.projector_decoder_blocks = decoder_blocks(projector_depth)
+        self.mm_projector_decoder_blocks = decoder_blocks(projector_depth)
+        self.predictor_decoder_blocks = decoder_blocks(predictor_depth)
+        self.decoder_pos_mlp = nn.Linear(2 * decoder_dim, decoder_dim)
+        self.decoder_pred = nn.Linear(decoder_dim, decoder_dim)
+
+    def forward(self, x1, x2, rel_pos, mask):
+        b = x1.shape[0]
+        keep = ~mask.bool()
+        e = self.pos_embed.shape[-1]
+        x = (self.patch_embed(x1) + self.pos_embed[:, 1:])[keep].view(b, -1, e)
+        x = torch.cat([self.cls_token.expand(b, -1, -1) + self.pos_embed[:, :1], x], 1)
+        for blk in self.blocks:
+            x = blk(x)
+        x = self.decoder_embed(x)
+        for blk in self.projector_decoder_blocks:
+            x = blk(x)
+        d = self.decoder_pos_embed.shape[-1]
+        vis_pos = self.decoder_pos_embed[:, 1:].repeat(b, 1, 1)[keep].view(b, -1, d)
+        queries = self.mask_token + self.decoder_pos_mlp(relative_embedding(rel_pos, self.grid, d))
+        x = torch.cat([x[:, :1] + self.decoder_pos_embed[:, :1], x[:, 1:] + vis_pos, queries], 1)
+        for blk in self.predictor_decoder_blocks:
+            x = blk(x)
+        pred = self.decoder_pred(x)[:, -(self.grid**2) :]
+        with torch.no_grad():
+            t = torch.cat([self.mm_cls_token.expand(b, -1, -1), self.mm_patch_embed(x2)], 1)
+            t = t + self.pos_embed
+            for blk in self.mm_blocks:
+                t = blk(t)
+            t = self.mm_decoder_embed(t)
+            for blk in self.mm_projector_decoder_blocks:
+                t = blk(t)
+        return pred, t[:, 1:]
+
+
+def unigrad(pred, target, neg_weight=0.02):
+    """SPEC §5, one replica."""
+    t = nn.functional.layer_norm(target, target.shape[-1:], eps=1e-5).reshape(-1, target.shape[-1])
+    p = pred.reshape(-1, pred.shape[-1])
+    pos = ((p - t) ** 2).sum(-1).mean()
+    neg = torch.diagonal(p @ (t.T @ t / t.shape[0]) @ p.T).mean()
+    return (pos + neg_weight * neg) / p.shape[-1]
+
+
+def to_torch_inputs(batch: dict) -> tuple:
+    """Our NHWC batch dict -> (x1, x2, rel_pos, mask) as the reference takes them."""
+    nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+    return (
+        nchw(batch["view1"]),
+        nchw(batch["view2"]),
+        torch.from_numpy(batch["rel_pos"]),
+        torch.from_numpy(batch["mask"]),
+    )
