@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from siameseim_tf.evaluation.features import iterate_batches, preprocess_uint8
-from siameseim_tf.evaluation.optim import ScaledAdamW, WarmupCosine  # noqa: F401 (re-export)
+from siameseim_tf.evaluation.optim import ScaledAdamW, WarmupCosine
 
 
 @keras.saving.register_keras_serializable(package="siameseim_tf")

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-tf = pytest.importorskip("tensorflow")
-
-from siameseim_tf.evaluation.finetune import (  # noqa: E402
+from siameseim_tf.evaluation.finetune import (
     FineTuneClassifier,
-    WarmupCosine,
     fine_tune,
     layer_id,
     make_optimizer,
@@ -18,6 +16,7 @@ from siameseim_tf.evaluation.finetune import (  # noqa: E402
     rebuild_encoder,
     relative_path,
 )
+from siameseim_tf.evaluation.optim import WarmupCosine
 
 
 def test_rebuild_copies_weights_and_sets_drop_path(make_encoder):
