@@ -101,13 +101,14 @@ def resize_bilinear(
         float32 [height, width, C] (the window) or [new_h, new_w, C].
     """
     top, left, height, width = window or (0, 0, new_h, new_w)
-    x = image.astype(np.float32)
-    rows = [a[top : top + height] for a in _bilinear_axis(x.shape[0], new_h)]
-    cols = [a[left : left + width] for a in _bilinear_axis(x.shape[1], new_w)]
+    rows = [a[top : top + height] for a in _bilinear_axis(image.shape[0], new_h)]
+    cols = [a[left : left + width] for a in _bilinear_axis(image.shape[1], new_w)]
     (row_lo, row_hi, y_lerp), (col_lo, col_hi, x_lerp) = rows, cols
     x_lerp, y_lerp = x_lerp[None, :, None], y_lerp[:, None, None]  # [1, w, 1], [h, 1, 1]
-    # Interpolate along x on the two source rows, then along y (TF's order of operations).
-    rows_top, rows_bottom = x[row_lo], x[row_hi]  # [h, W, C] each
+    # Gather the needed source rows first (memory ~ h x W, not H x W, in float32), then
+    # interpolate along x on the two rows and along y (TF's order of operations).
+    rows_top = image[row_lo].astype(np.float32)  # [h, W, C]
+    rows_bottom = image[row_hi].astype(np.float32)
     top_row = rows_top[:, col_lo] + (rows_top[:, col_hi] - rows_top[:, col_lo]) * x_lerp
     bottom_row = rows_bottom[:, col_lo] + (rows_bottom[:, col_hi] - rows_bottom[:, col_lo]) * x_lerp
     return top_row + (bottom_row - top_row) * y_lerp  # [h, w, C]

@@ -1,0 +1,116 @@
+"""HTTP wiring: KServe's REST application on a loopback-bound uvicorn, with body limits.
+
+KServe's ``ModelServer`` binds 0.0.0.0 and starts gRPC unconditionally; we build its REST
+application (same routes, same handlers) and run it on the host we are told.
+"""
+
+from __future__ import annotations
+
+import json
+
+from siameseim_tf.serving.server import RequestTooLarge, ServeConfig, kserve
+
+
+class BodyLimit:
+    """ASGI middleware: answers 413 to bodies over ``max_bytes`` without buffering them.
+
+    Bodies with a larger Content-Length are drained (up to ``drain_cap``) and refused
+    before the application sees them; chunked bodies are counted as they arrive.
+    """
+
+    def __init__(self, app, max_bytes: int, drain_cap: int = 256 * 1024 * 1024):
+        self.app, self.max_bytes, self.drain_cap = app, max_bytes, drain_cap
+
+    def _message(self) -> str:
+        return f"request body exceeds the limit of {self.max_bytes} bytes"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._drain(receive)
+            return await _send_json(send, 413, {"error": self._message()})
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise RequestTooLarge(self._message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _drain(self, receive) -> None:
+        """Reads and discards the body so that the client gets to read our answer."""
+        drained, more = 0, True
+        while more and drained <= self.drain_cap:
+            message = await receive()
+            drained += len(message.get("body", b""))
+            more = message.get("more_body", False) and message["type"] == "http.request"
+
+
+async def _send_json(send, status: int, content: dict) -> None:
+    body = json.dumps(content).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _too_large(_, error: RequestTooLarge):
+    from fastapi.responses import ORJSONResponse
+
+    return ORJSONResponse(status_code=413, content={"error": error.detail})
+
+
+async def _invalid_request(_, error):
+    """FastAPI's body validation (v2 JSON schema, malformed JSON): 400, not 422."""
+    from fastapi.responses import ORJSONResponse
+
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in error.errors()
+    )
+    return ORJSONResponse(status_code=400, content={"error": f"invalid request: {problems}"})
+
+
+def build_app(config: ServeConfig):
+    """The FastAPI application serving ``config.model_path`` as ``config.name``."""
+    from fastapi.exceptions import RequestValidationError
+    from kserve.model_repository import ModelRepository
+    from kserve.protocol.dataplane import DataPlane
+    from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+    from kserve.protocol.rest.server import RESTServer
+
+    from siameseim_tf.serving.server import EncoderModel
+
+    repository = ModelRepository()
+    repository.update(EncoderModel(config))
+    rest = RESTServer(
+        "kserve.model_server:app",
+        DataPlane(model_registry=repository),
+        ModelRepositoryExtension(model_registry=repository),
+        config.port,
+    )
+    rest.create_application()  # registers v1 / v2 routes + kserve's error handlers on its app
+    app = kserve.model_server.app
+    app.add_exception_handler(RequestTooLarge, _too_large)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
+    return app
+
+
+def run(config: ServeConfig) -> None:
+    """Serves until interrupted (SIGINT / SIGTERM)."""
+    import uvicorn
+    from kserve.logging import configure_logging
+
+    configure_logging()
+    app = build_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=config.host, port=config.port, log_config=None, timeout_keep_alive=65
+        )
+    )
+    server.run()
