@@ -139,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
     from siameseim_tf.evaluation.protocols import evaluate
 
     encoder = load_encoder(args.checkpoint) if args.checkpoint else None
+    if encoder is not None and args.image_size not in (None, encoder.image_size):
+        raise UserError(
+            f"--image-size {args.image_size} differs from the encoder's "
+            f"{encoder.image_size} (its position embedding is fixed)"
+        )
     image_size = args.image_size or (encoder.image_size if encoder is not None else 32)
     try:
         train = load_labelled(args.data, "train", square_size=resize_size(image_size))

@@ -80,6 +80,8 @@ def test_cli_knn_on_a_saved_encoder(tmp_path, capsys, fashion_small, make_encode
     assert 0.2 < results["knn"]["top1"] <= 1.0  # 10 classes: chance 0.1
     assert len(list((tmp_path / "cache").iterdir())) == 2  # train + test features cached
     assert "knn" in capsys.readouterr().out
+    code, err = _error_lines(capsys, ["--checkpoint", str(path), "--image-size", "64"])
+    assert code == 2 and len(err) == 1 and "differs from the encoder's 32" in err[0]
 
 
 def test_evaluate_all_on_raw_pixels_skips_finetune(fashion_small):
