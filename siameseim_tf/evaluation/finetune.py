@@ -23,12 +23,12 @@ from siameseim_tf.evaluation.features import iterate_batches, preprocess_uint8
 from siameseim_tf.evaluation.optim import ScaledAdamW, WarmupCosine
 
 
-@keras.saving.register_keras_serializable(package="siameseim_tf")
 class FineTuneClassifier(keras.Model):
     """ViT encoder (``pool_norm=True``: LayerNorm on the mean of the patch tokens) + head.
 
     Images [B, S, S, 3] -> logits [B, C]. The head is Dense with trunc-normal(2e-5) weights
-    (MAE's fine-tuning init) and zero bias.
+    (MAE's fine-tuning init) and zero bias. Not a saving format of its own (no
+    ``get_config``): save ``model.encoder`` (a ViTEncoder with ``fc_norm``) and the head.
     """
 
     def __init__(self, encoder: keras.Model, num_classes: int, **kwargs):
