@@ -9,6 +9,7 @@ from keras import ops
 from siameseim_tf.layers import TransformerBlock, relative_position_embedding, sincos_2d_embedding
 from siameseim_tf.losses import unigrad_loss
 from siameseim_tf.models.vit import ViTEncoder
+from siameseim_tf.training.gradients import GlobalGradientsMixin
 from siameseim_tf.training.metrics import LastValue
 from siameseim_tf.training.schedules import momentum_at
 
@@ -25,7 +26,7 @@ def visible_indices(mask, num_visible: int):
 
 
 @keras.saving.register_keras_serializable(package="siameseim_tf")
-class SiameseIM(keras.Model):
+class SiameseIM(GlobalGradientsMixin, keras.Model):
     """Siamese Image Modeling: predict view 2's features at any position from masked view 1.
 
     Inputs are the batch dict of the data pipeline: ``view1``, ``view2`` float32
@@ -295,28 +296,6 @@ class SiameseIM(keras.Model):
         self.grad_norm_tracker.update_state(grad_norm)
         self.momentum_tracker.update_state(momentum)
         return {m.name: m.result() for m in self.metrics}
-
-    def _global_gradients(self, grads):
-        """All-reduces, clips the *global* norm, and pre-divides for the optimizer's sum.
-
-        Returns the gradients to hand to the optimizer and the unscaled global norm.
-        Because every replica then holds the same gradients, a loss-scale optimizer's
-        finite check is the same decision on every replica.
-        """
-        context = tf.distribute.get_replica_context()
-        replicas = context.num_replicas_in_sync if context is not None else 1
-        if replicas > 1:
-            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        loss_scale = getattr(self.optimizer, "dynamic_scale", None)
-        loss_scale = 1.0 if loss_scale is None else ops.cast(loss_scale, "float32")
-        grads = [ops.cast(g, "float32") for g in grads]
-        norm = tf.linalg.global_norm(grads) / loss_scale  # norm of the true gradient
-        if self.clip_grad_norm is not None:
-            factor = ops.minimum(1.0, self.clip_grad_norm / (norm + 1e-6))  # as torch
-            grads = [g * factor for g in grads]
-        if replicas > 1:
-            grads = [g / replicas for g in grads]
-        return grads, norm
 
     def test_step(self, data):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
