@@ -65,7 +65,7 @@ def sample_color_params(seed: tf.Tensor, probs: ColorProbs) -> dict[str, tf.Tens
 
 def grayscale(x: tf.Tensor) -> tf.Tensor:
     """[..., 3] -> [..., 1] luma."""
-    return tf.reduce_sum(x * tf.constant(GRAY_WEIGHTS, x.dtype), axis=-1, keepdims=True)
+    return tf.tensordot(x, tf.constant(GRAY_WEIGHTS, x.dtype)[:, None], axes=1)  # one matmul
 
 
 def _blend(x: tf.Tensor, other: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:

@@ -71,8 +71,8 @@ def flipped_crop_resize(
     left = tf.where(flip, width - j - w, j)  # left edge in the original image
     crop = image[i : i + h, left : left + w]  # [h, w, 3]
     view = tf.image.resize(crop, [size, size], method="bicubic", antialias=antialias)
-    view = tf.where(flip, tf.reverse(view, axis=[1]), view)  # [S, S, 3]
-    return tf.clip_by_value(view / 255.0, 0.0, 1.0)
+    view = tf.cond(flip, lambda: tf.reverse(view, axis=[1]), lambda: view)  # [S, S, 3]
+    return tf.clip_by_value(view * (1.0 / 255.0), 0.0, 1.0)
 
 
 def relative_position(
