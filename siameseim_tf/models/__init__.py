@@ -1,6 +1,7 @@
-"""Models: the ViT encoder and SiameseIM."""
+"""Models: the ViT encoder, SiameseIM and the MAE baseline."""
 
+from siameseim_tf.models.mae import MAE
 from siameseim_tf.models.siameseim import SiameseIM
 from siameseim_tf.models.vit import VIT_PRESETS, ViTEncoder, preset_arguments
 
-__all__ = ["SiameseIM", "VIT_PRESETS", "ViTEncoder", "preset_arguments"]
+__all__ = ["MAE", "SiameseIM", "VIT_PRESETS", "ViTEncoder", "preset_arguments"]
