@@ -1,5 +1,11 @@
 """MAE baseline: pure pixel/loss functions, model contract, saving, training, dataset."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -29,6 +35,7 @@ TINY_MAE = dict(
     decoder_num_heads=2,
     decoder_depth=2,
 )
+ROOT = Path(__file__).parents[2]
 N, M, K = 16, 12, 8 * 8 * 3  # patches, masked (round(0.75 * 16)), pixels per patch
 
 
@@ -214,3 +221,48 @@ def test_dataset_input_context_shards_and_batches_per_replica():
     batch = next(iter(ds))
     assert batch["image"].shape == (2, 16, 16, 3) and batch["mask"].shape == (2, 16)
     np.testing.assert_array_equal(numpy(batch["mask"]).sum(1), 12)
+
+
+# ----------------------------------------------------------------- distribution
+_REPLICA_RUN = """
+import json
+from siameseim_tf.training.strategy import split_cpu
+devices = split_cpu(2)
+import keras, numpy as np, tensorflow as tf
+from siameseim_tf.models import MAE
+from tests.models.test_mae import TINY_MAE, mae_batch
+
+def run(strategy):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = MAE(**TINY_MAE, clip_grad_norm=0.05)  # the gradient norm is ~0.27: clipped
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+        model.optimizer.build(model.trainable_variables)
+    weights = lambda: [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    before = weights()
+    data = tf.data.Dataset.from_tensors(mae_batch(8, seed=4)).repeat()
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)
+    return before, weights()
+
+start, one = run(tf.distribute.OneDeviceStrategy(devices[0]))
+_, two = run(tf.distribute.MirroredStrategy(devices))
+print(json.dumps({
+    "change": max(float(np.abs(a - b).max()) for a, b in zip(start, one)),
+    "diff": max(float(np.abs(a - b).max()) for a, b in zip(one, two)),
+}))
+"""
+
+
+def test_two_replicas_match_one_device_with_global_clipping():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-c", _REPLICA_RUN],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["change"] > 1e-3 and report["diff"] < 1e-6, report
