@@ -54,6 +54,11 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)"
     )
     parser.add_argument(
+        "--ort-spinning",
+        action="store_true",
+        help="let ONNX Runtime threads busy-wait (faster on dedicated cores only)",
+    )
+    parser.add_argument(
         "--outputs",
         default=DEFAULT_OUTPUTS,
         help=f"outputs of v1 responses (default: {DEFAULT_OUTPUTS})",
@@ -78,15 +83,16 @@ def _config(args: argparse.Namespace):
         raise UserError("--max-body-mb must be > 0, --batch-timeout-ms and --threads >= 0")
     limits = Limits(int(args.max_body_mb * 1024 * 1024), args.max_images, args.max_pixels)
     return ServeConfig(
-        args.model,
-        args.name,
-        args.host,
-        args.port,
-        limits,
-        args.max_batch,
-        args.batch_timeout_ms,
-        args.threads,
-        outputs,
+        model_path=args.model,
+        name=args.name,
+        host=args.host,
+        port=args.port,
+        limits=limits,
+        max_batch=args.max_batch,
+        batch_timeout_ms=args.batch_timeout_ms,
+        threads=args.threads,
+        spinning=args.ort_spinning,
+        outputs=outputs,
     )
 
 

@@ -69,6 +69,7 @@ def export_saved_model(
     overwrite: bool = False,
     verify: bool = True,
     atol: float = 1e-4,
+    verbose: bool = True,
 ) -> str:
     """Writes the encoder as a TF Serving SavedModel and checks it after reloading.
 
@@ -81,6 +82,7 @@ def export_saved_model(
         verify: reload with ``tf.saved_model.load`` and compare both signatures with the
             in-process encoder (prints max |diff| and cosine; raises above ``atol``).
         atol: tolerance of the verification.
+        verbose: print the verification figures.
 
     Returns:
         The version directory ``<base_dir>/<model_name>/<version>``.
@@ -95,7 +97,7 @@ def export_saved_model(
     encoder = float32_copy(encoder)
     _build_archive(encoder).write_out(path, verbose=False)
     if verify:
-        verify_saved_model(path, encoder, atol=atol)
+        verify_saved_model(path, encoder, atol=atol, verbose=verbose)
     return path
 
 

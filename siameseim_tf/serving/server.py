@@ -61,6 +61,7 @@ class ServeConfig:
     max_batch: int = 32
     batch_timeout_ms: float = 2.0
     threads: int = 0
+    spinning: bool = False
     outputs: tuple[str, ...] = OUTPUT_NAMES
 
 
@@ -84,7 +85,7 @@ class EncoderModel(kserve.Model):
     def __init__(self, config: ServeConfig):
         super().__init__(config.name)
         self.config = config
-        self.runtime = EncoderRuntime(config.model_path, config.threads)
+        self.runtime = EncoderRuntime(config.model_path, config.threads, config.spinning)
         self.batcher = MicroBatcher(self.runtime.run, config.max_batch, config.batch_timeout_ms)
         self.ready = True
 
