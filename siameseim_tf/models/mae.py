@@ -18,7 +18,7 @@ from keras import ops
 from siameseim_tf.layers import TransformerBlock, sincos_2d_embedding
 from siameseim_tf.models.siameseim import visible_indices
 from siameseim_tf.models.vit import ViTEncoder
-from siameseim_tf.training.gradients import GlobalGradientsMixin
+from siameseim_tf.training.gradients import DistributedTrainingMixin
 from siameseim_tf.training.metrics import LastValue
 
 
@@ -121,7 +121,7 @@ def restore_indices(mask, num_visible: int):
 
 
 @keras.saving.register_keras_serializable(package="siameseim_tf")
-class MAE(GlobalGradientsMixin, keras.Model):
+class MAE(DistributedTrainingMixin, keras.Model):
     """Masked autoencoder on the project's ViT encoder (the ``--method mae`` baseline).
 
     Input: the batch dict of :func:`~siameseim_tf.training.mae_data.build_mae_dataset`,
@@ -293,7 +293,7 @@ class MAE(GlobalGradientsMixin, keras.Model):
         self.optimizer.apply(grads, variables)
         self.loss_tracker.update_state(loss)
         self.grad_norm_tracker.update_state(grad_norm)
-        return {m.name: m.result() for m in self.metrics}
+        return self._metric_logs()
 
     def test_step(self, data):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)

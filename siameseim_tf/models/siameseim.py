@@ -9,7 +9,7 @@ from keras import ops
 from siameseim_tf.layers import TransformerBlock, relative_position_embedding, sincos_2d_embedding
 from siameseim_tf.losses import unigrad_loss
 from siameseim_tf.models.vit import ViTEncoder
-from siameseim_tf.training.gradients import GlobalGradientsMixin
+from siameseim_tf.training.gradients import DistributedTrainingMixin
 from siameseim_tf.training.metrics import LastValue
 from siameseim_tf.training.schedules import momentum_at
 
@@ -26,7 +26,7 @@ def visible_indices(mask, num_visible: int):
 
 
 @keras.saving.register_keras_serializable(package="siameseim_tf")
-class SiameseIM(GlobalGradientsMixin, keras.Model):
+class SiameseIM(DistributedTrainingMixin, keras.Model):
     """Siamese Image Modeling: predict view 2's features at any position from masked view 1.
 
     Inputs are the batch dict of the data pipeline: ``view1``, ``view2`` float32
@@ -295,7 +295,7 @@ class SiameseIM(GlobalGradientsMixin, keras.Model):
         self.loss_tracker.update_state(loss)
         self.grad_norm_tracker.update_state(grad_norm)
         self.momentum_tracker.update_state(momentum)
-        return {m.name: m.result() for m in self.metrics}
+        return self._metric_logs()
 
     def test_step(self, data):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)

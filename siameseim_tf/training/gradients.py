@@ -53,14 +53,31 @@ def global_gradients(
     return grads, norm
 
 
-class GlobalGradientsMixin:
-    """``self._global_gradients(grads)`` for a ``keras.Model`` with ``clip_grad_norm``.
+class DistributedTrainingMixin:
+    """What a pretraining ``keras.Model`` with a custom train step needs under tf.distribute.
 
-    Kept as an overridable method so tests can swap in Keras' local behaviour (negative
-    controls). See :func:`global_gradients`.
+    - ``self._global_gradients(grads)``: see :func:`global_gradients`; a method so tests
+      can swap in Keras' local behaviour (negative controls).
+    - ``self._metric_logs()``: the train-step logs; under MultiWorkerMirroredStrategy with
+      shape (1,), because Keras reduces them with ``axis=0`` there, which fails on scalars.
+    - No symbolic build in ``fit``: these models build every weight in ``__init__`` and
+      the driver builds the optimizer first, while Keras' build step calls
+      ``strategy.reduce`` on the first (dict) batch, which fails under
+      MultiWorkerMirroredStrategy (keras issue 20585).
     """
 
     clip_grad_norm: float | None = None
 
     def _global_gradients(self, grads):
         return global_gradients(grads, self.optimizer, self.clip_grad_norm)
+
+    def _metric_logs(self) -> dict:
+        logs = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+        return logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
