@@ -12,7 +12,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.14",
-    packages=find_packages(include=["siameseim_tf", "siameseim_tf.*"]),
+    # configs/ (the recipes) installs as the package siameseim_tf.configs.
+    packages=find_packages(include=["siameseim_tf", "siameseim_tf.*"]) + ["siameseim_tf.configs"],
+    package_dir={"siameseim_tf.configs": "configs"},
     package_data={"siameseim_tf": ["py.typed"]},
     install_requires=["numpy>=1.26", "pillow>=10", "tqdm>=4.66"],
     extras_require={

@@ -1,0 +1,1 @@
+"""Pretraining recipes, installed as ``siameseim_tf.configs`` (see siameseim_tf/recipes.py)."""
