@@ -61,10 +61,10 @@ def build_dataset(
     *,
     image_size: int,
     patch_size: int,
-    num_masked: int | None,
+    num_masked: int,
+    num_patches: int,
     crop_min: float,
     seed: int,
-    mask_ratio: float = 0.75,
 ):
     """The distributed training stream of ``method``, sharded per input pipeline."""
     if method == "siameseim":
@@ -90,7 +90,7 @@ def build_dataset(
                 global_batch_size,
                 image_size=image_size,
                 patch_size=patch_size,
-                mask_ratio=mask_ratio,
+                mask_ratio=num_masked / num_patches,  # the model's own count M
                 crop_min=crop_min,
                 seed=seed,
                 input_context=context,
@@ -141,7 +141,6 @@ def pretrain(
     warmup_epochs: float = 40,
     weight_decay: float = 0.05,
     crop_min: float = 0.2,
-    mask_ratio: float = 0.75,
     seed: int = 0,
     steps_per_epoch: int | None = None,
     precision: str = "float32",
@@ -194,7 +193,7 @@ def pretrain(
         )
         # Built before fit: avoids Keras' symbolic build under MultiWorker (keras #20585).
         model.optimizer.build(model.trainable_variables)
-    num_masked = getattr(model, "num_patches", 0) - getattr(model, "num_visible", 0)
+    # Masks must hold exactly the model's M ones: the count comes from the model.
     dataset = build_dataset(
         method,
         source,
@@ -202,10 +201,10 @@ def pretrain(
         strategy,
         image_size=image_size,
         patch_size=patch_size,
-        num_masked=num_masked,
+        num_masked=model.num_patches - model.num_visible,
+        num_patches=model.num_patches,
         crop_min=crop_min,
         seed=seed,
-        mask_ratio=mask_ratio,
     )
     callbacks = make_callbacks(
         output_dir,
