@@ -2,8 +2,15 @@
 
 from setuptools import find_packages, setup
 
-TF = ["tensorflow-cpu>=2.21,<2.22; platform_machine!='arm64'", "keras>=3.15,<3.16"]
-SERVING = ["onnxruntime>=1.20", "numpy>=1.26", "pillow>=10", "kserve>=0.15"]
+# Lower bounds are the versions this project is tested with.
+TF = [
+    "tensorflow-cpu>=2.21,<2.22",
+    "keras>=3.15,<3.16",
+    "tensorboard>=2.21",  # the TensorBoard callback's summaries (not pulled by tensorflow-cpu)
+    "protobuf>=6.31.1,<7",  # the range TensorFlow 2.21 and KServe 0.21 share
+]
+# The server runs the ONNX file on ONNX Runtime: no TensorFlow.
+SERVING = ["onnxruntime>=1.20", "numpy>=1.26", "pillow>=12.3", "kserve>=0.21,<0.22"]
 
 setup(
     name="siameseim-tf",
@@ -21,7 +28,6 @@ setup(
         # Training / evaluation / export: the full TensorFlow stack.
         "tf": TF + ["keras-cv==0.9.0", "scikit-learn>=1.4", "matplotlib>=3.8"],
         "export": TF + ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.20"],
-        # The server runs the ONNX file only: no TensorFlow.
         "serving": SERVING,
         "torch": ["torch>=2.2"],
         "dev": TF
@@ -33,6 +39,7 @@ setup(
             "tf2onnx>=1.17",
             "onnx>=1.16",
             "tensorflow-datasets>=4.9",
+            "importlib_resources>=6",  # TFDS builders defined locally (tests)
             "pytest>=8",
             "pytest-timeout>=2.3",
             "requests>=2.31",

@@ -20,3 +20,10 @@ fi
 
 echo "[setup] pip install -e .[dev]"
 "$PYTHON" -m pip install -q --disable-pip-version-check -e ".[dev]"
+
+# PyTorch (CPU) for the checkpoint-converter tests against a PyTorch forward. This machine
+# kind keeps a torch 2.13.0 CPU wheel on disk that pip picks up; elsewhere these tests skip.
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  "$PYTHON" -m pip install -q --disable-pip-version-check "torch==2.13.0" \
+    || echo "[setup] torch 2.13.0 not installable here: converter tests against PyTorch skip" >&2
+fi
