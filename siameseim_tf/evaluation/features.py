@@ -1,11 +1,9 @@
 """Evaluation preprocessing and frozen-feature extraction with an on-disk cache.
 
-Preprocessing follows SPEC §7 evaluation: resize the shorter side to ``int(S * 256 / 224)``
-(bicubic), centre-crop S x S, scale to [0, 1] and normalise with the ImageNet mean / std.
-Grayscale inputs are repeated to three channels first.
-
-TODO(merge): switch :func:`preprocess_uint8` to the shared
-``siameseim_tf.serving.preprocessing`` once it exists and its output matches this one.
+Preprocessing is the one shared definition of ``siameseim_tf.serving.preprocessing`` (also
+used by the SavedModel signatures and the ONNX server, so evaluation and serving cannot
+drift apart): shorter side to ``round(S * 256 / 224)``, centre crop S x S, ImageNet
+normalisation (SPEC §7). Grayscale inputs are repeated to three channels first.
 """
 
 from __future__ import annotations
@@ -18,26 +16,28 @@ from typing import Any
 
 import numpy as np
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+# Re-exported: evaluation's preprocessing constants are the serving ones.
+from siameseim_tf.serving.preprocessing import (  # noqa: F401
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    resize_size,
+)
+
 # Bump when preprocessing or the cache layout changes: old cache entries become misses.
-CACHE_VERSION = "features-v1"
+CACHE_VERSION = "features-v2"
 # Config keys that do not change inference outputs (excluded from the cache key).
 _NON_ARCH_KEYS = ("name", "trainable", "dtype", "drop_path_rate")
-
-
-def resize_size(image_size: int) -> int:
-    """Shorter-side size before the centre crop: S * 256 / 224 (256 for S = 224)."""
-    return int(image_size * 256 / 224)
 
 
 def preprocess_uint8(images: np.ndarray, image_size: int):
     """uint8 [B, H, W, C] (C = 1 or 3) -> float32 tf.Tensor [B, S, S, 3], ImageNet-normalised.
 
-    Shorter side resized to :func:`resize_size` (bicubic, antialiased), centre crop S x S.
-    For small inputs (28 x 28 Fashion-MNIST) the same rule is an upscale then a crop.
+    Grayscale is repeated to RGB, then the shared serving preprocessing applies
+    (``siameseim_tf.serving.preprocessing_tf.preprocess_uint8``).
     """
     import tensorflow as tf
+
+    from siameseim_tf.serving.preprocessing_tf import preprocess_uint8 as shared_preprocess
 
     x = tf.convert_to_tensor(images)
     if x.shape.rank == 3:  # [B, H, W] -> [B, H, W, 1]
@@ -46,17 +46,7 @@ def preprocess_uint8(images: np.ndarray, image_size: int):
         x = tf.repeat(x, 3, axis=-1)  # grayscale -> RGB
     if x.shape[-1] != 3:
         raise ValueError(f"expected 1 or 3 channels, got shape {tuple(x.shape)}")
-    height, width = int(x.shape[1]), int(x.shape[2])
-    short = resize_size(image_size)
-    scale = short / min(height, width)
-    new_h, new_w = max(short, round(height * scale)), max(short, round(width * scale))
-    x = tf.cast(x, tf.float32)
-    if (new_h, new_w) != (height, width):
-        x = tf.image.resize(x, (new_h, new_w), method="bicubic", antialias=True)
-    top, left = (new_h - image_size) // 2, (new_w - image_size) // 2
-    x = x[:, top : top + image_size, left : left + image_size, :]  # [B, S, S, 3]
-    x = tf.clip_by_value(x, 0.0, 255.0) / 255.0
-    return (x - IMAGENET_MEAN) / IMAGENET_STD
+    return shared_preprocess(x, image_size)
 
 
 def iterate_batches(num: int, batch_size: int, progress: bool, desc: str) -> Iterator[slice]:

@@ -28,16 +28,19 @@ class CountingEncoder:
         return self.encoder(images, training=training)
 
 
-def test_resize_rule():
+def test_resize_rule_is_the_shared_serving_one():
+    from siameseim_tf.serving import preprocessing
+
+    assert resize_size is preprocessing.resize_size
     assert resize_size(224) == 256
-    assert resize_size(32) == 36
 
 
 def test_preprocess_is_centre_crop_when_no_resize_is_needed():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(2, 256, 256, 3), dtype=np.uint8)
     out = np.asarray(preprocess_uint8(images, 224))
-    expected = (images[:, 16:240, 16:240].astype(np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD
+    mean, std = np.asarray(IMAGENET_MEAN), np.asarray(IMAGENET_STD)
+    expected = (images[:, 16:240, 16:240].astype(np.float32) / 255 - mean) / std
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -45,12 +48,11 @@ def test_preprocess_grayscale_upscale_and_non_square():
     gray = np.full((3, 28, 28, 1), 255, np.uint8)
     out = np.asarray(preprocess_uint8(gray, 32))
     assert out.shape == (3, 32, 32, 3)
-    np.testing.assert_allclose(
-        out, np.broadcast_to((1 - IMAGENET_MEAN) / IMAGENET_STD, out.shape), rtol=1e-5
-    )
-    # Non-square: shorter side (40) -> 36, the long side (80) -> 72, centre crop 32.
+    white = (1 - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)
+    np.testing.assert_allclose(out, np.broadcast_to(white, out.shape), rtol=1e-5)
+    # Non-square: shorter side (40) -> 37, the long side (80) -> 74, centre crop 32.
     wide = np.zeros((1, 40, 80, 3), np.uint8)
-    wide[:, :, 40:] = 200  # right half bright: crop columns [20, 52) of 72 straddle it
+    wide[:, :, 40:] = 200  # right half bright: crop columns [21, 53) of 74 straddle it
     out = np.asarray(preprocess_uint8(wide, 32))
     assert out.shape == (1, 32, 32, 3)
     assert out[0, :, 0, 0].max() < 0 and out[0, :, -1, 0].min() > 0
