@@ -11,10 +11,14 @@ from siameseim_tf.data.folder import image_folder_source
 from siameseim_tf.data.idx import idx_source, load_idx_split, read_idx
 from siameseim_tf.data.loaders import load_folder_split, load_labelled_split, open_source
 from siameseim_tf.data.masking import block_mask
-from siameseim_tf.data.pipeline import build_pretraining_dataset, distribute_pretraining_dataset
+from siameseim_tf.data.pipeline import (
+    build_dataset,
+    build_pretraining_dataset,
+    distribute_pretraining_dataset,
+)
 from siameseim_tf.data.records import tfds_source, tfrecord_source, write_tfrecords
 from siameseim_tf.data.source import ImageSource, array_source
-from siameseim_tf.data.views import ViewConfig, make_example, make_views
+from siameseim_tf.data.views import ViewConfig, make_example, make_single_view, make_views
 from siameseim_tf.data.visualize import visualize_views
 
 __all__ = [
@@ -26,6 +30,7 @@ __all__ = [
     "ViewConfig",
     "array_source",
     "block_mask",
+    "build_dataset",
     "build_pretraining_dataset",
     "distribute_pretraining_dataset",
     "idx_source",
@@ -34,6 +39,7 @@ __all__ = [
     "load_idx_split",
     "load_labelled_split",
     "make_example",
+    "make_single_view",
     "make_views",
     "open_source",
     "read_idx",

@@ -1,4 +1,4 @@
-"""``build_pretraining_dataset``: any :class:`ImageSource` -> batches of the model contract.
+"""``build_dataset`` (the one tf.data skeleton) and ``build_pretraining_dataset`` (SiameseIM).
 
 Batch dict: view1, view2 float32 [B, S, S, 3] (ImageNet-normalised), rel_pos float32
 [B, 6], mask int32 [B, N] with exactly ``num_masked`` ones per row.
@@ -13,6 +13,8 @@ the global size and sets ``AutoShardPolicy.DATA`` so that
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -38,15 +40,11 @@ def _guarded_decode(source: ImageSource):
     return decode
 
 
-def build_pretraining_dataset(
+def build_dataset(
     source: ImageSource,
     global_batch_size: int,
+    example_fn: Callable[[tf.Tensor, tf.Tensor], dict],
     *,
-    image_size: int = 224,
-    patch_size: int = 16,
-    num_masked: int = 118,
-    crop_min: float = 0.2,
-    color: bool = True,
     seed: int = 0,
     shuffle: bool = True,
     shuffle_buffer: int = 10_000,
@@ -54,25 +52,23 @@ def build_pretraining_dataset(
     drop_remainder: bool = True,
     input_context: tf.distribute.InputContext | None = None,
     num_parallel_calls: int = AUTOTUNE,
-    antialias: bool = True,
+    batch_fn: Callable[[dict], dict] | None = None,
 ) -> tf.data.Dataset:
-    """Two views + rel_pos + mask per image, batched, shuffled, prefetched.
+    """The one pipeline skeleton: shard, shuffle, repeat, guarded decode, per-sample seed,
+    ``example_fn``, batch, optional ``batch_fn``, prefetch, options.
 
     Args:
-        source: from :func:`image_folder_source`, :func:`tfds_source`,
-            :func:`tfrecord_source`, :func:`idx_source` or :func:`array_source`.
+        source: any :class:`ImageSource`.
         global_batch_size: batch over all replicas; with ``input_context`` each pipeline
-            yields the per-replica size.
-        seed: base seed. Sample k of pipeline p gets the stateless seed
-            (seed, k * num_pipelines + p): the stream is reproducible and the indices keep
-            growing over epochs when ``repeat`` (the default; pass ``steps_per_epoch``
-            to ``fit``), so every epoch draws new views and masks.
+            reads its shard and yields the per-replica size.
+        example_fn: (image uint8 [H, W, 3], seed int64 [2]) -> dict of tensors (one sample).
+            Sample k of pipeline p (of n) gets the seed (seed, k * n + p); k counts decoded
+            images and keeps growing over repeated epochs.
+        seed: base seed; also seeds the shuffle.
         drop_remainder: keep True for static shapes (XLA, MirroredStrategy).
-        antialias: bicubic resize with PIL-like antialiasing (False is ~2x faster).
+        batch_fn: dict of batched tensors -> dict, applied after ``batch`` (vectorised work).
     """
-    config = ViewConfig(image_size, patch_size, num_masked, crop_min, color, antialias)
-    shards, index = 1, 0
-    batch_size = global_batch_size
+    shards, index, batch_size = 1, 0, global_batch_size
     if input_context is not None:
         shards, index = input_context.num_input_pipelines, input_context.input_pipeline_id
         batch_size = input_context.get_per_replica_batch_size(global_batch_size)
@@ -86,14 +82,16 @@ def build_pretraining_dataset(
         ds = ds.ignore_errors()  # the last net; failures are counted in source.report
     else:
         ds = ds.map(source.decode, num_parallel_calls=num_parallel_calls)
-    ds = ds.enumerate()
 
     def example(k, image):
         element_seed = tf.stack([tf.constant(seed, tf.int64), k * shards + index])  # [2]
-        return make_example(image, element_seed, config)
+        return example_fn(image, element_seed)
 
-    ds = ds.map(example, num_parallel_calls=num_parallel_calls)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+    ds = ds.enumerate().map(example, num_parallel_calls=num_parallel_calls)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if batch_fn is not None:
+        ds = ds.map(batch_fn, num_parallel_calls=num_parallel_calls)
+    ds = ds.prefetch(AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.OFF
@@ -102,6 +100,43 @@ def build_pretraining_dataset(
     )
     options.deterministic = True
     return ds.with_options(options)
+
+
+def build_pretraining_dataset(
+    source: ImageSource,
+    global_batch_size: int,
+    *,
+    image_size: int = 224,
+    patch_size: int = 16,
+    num_masked: int = 118,
+    crop_min: float = 0.2,
+    color: bool = True,
+    seed: int = 0,
+    antialias: bool = True,
+    **pipeline_kwargs,
+) -> tf.data.Dataset:
+    """Two views + rel_pos + mask per image, batched, shuffled, prefetched.
+
+    Args:
+        source: from :func:`image_folder_source`, :func:`tfds_source`,
+            :func:`tfrecord_source`, :func:`idx_source` or :func:`array_source`.
+        global_batch_size: batch over all replicas; with ``input_context`` each pipeline
+            yields the per-replica size.
+        seed: base seed of the per-sample stateless seeds (see :func:`build_dataset`);
+            with ``repeat`` (the default; pass ``steps_per_epoch`` to ``fit``) every epoch
+            draws new views and masks.
+        antialias: bicubic resize with PIL-like antialiasing (False is ~2x faster).
+        **pipeline_kwargs: ``shuffle``, ``shuffle_buffer``, ``repeat``, ``drop_remainder``,
+            ``input_context``, ``num_parallel_calls`` of :func:`build_dataset`.
+    """
+    config = ViewConfig(image_size, patch_size, num_masked, crop_min, color, antialias)
+    return build_dataset(
+        source,
+        global_batch_size,
+        lambda image, element_seed: make_example(image, element_seed, config),
+        seed=seed,
+        **pipeline_kwargs,
+    )
 
 
 def distribute_pretraining_dataset(

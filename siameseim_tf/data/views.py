@@ -103,6 +103,24 @@ def make_views(
     return _views(image, seed, config)
 
 
+def make_single_view(
+    image: tf.Tensor,
+    seed: int | tf.Tensor,
+    image_size: int = 224,
+    crop_min: float = 0.2,
+    antialias: bool = True,
+) -> tf.Tensor:
+    """One flip + random resized crop view, no colour: float32 [S, S, 3], ImageNet-normalised.
+
+    Equals view 1 of ``make_views(image, seed, color=False, ...)`` (same seed split), so a
+    single-view method (MAE) and SiameseIM see the same geometry for the same sample seed.
+    """
+    config = ViewConfig(image_size, image_size, 0, crop_min, False, antialias)
+    view_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[0]
+    view, _, _ = _one_view(tf.convert_to_tensor(image), view_seed, config, None)
+    return tf.ensure_shape(normalize(view), [image_size, image_size, 3])
+
+
 def example_mask(seed: int | tf.Tensor, config: ViewConfig) -> tf.Tensor:
     """The mask of the sample with this seed: int32 [N], ``num_masked`` ones."""
     mask_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[2]

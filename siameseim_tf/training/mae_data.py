@@ -2,24 +2,23 @@
 
 Batch dict: ``image`` float32 [B, S, S, 3] (one RandomResizedCrop(scale crop_min..1) +
 horizontal flip view, no colour, ImageNet-normalised) and ``mask`` int32 [B, N] with
-exactly round(mask_ratio * N) ones (1 = masked), a uniformly random subset per sample.
+exactly ``num_masked`` ones (1 = masked), a uniformly random subset per sample.
 
 Randomness is drawn here, per sample, from stateless seeds (TF-NOTES: random numbers drawn
 inside ``train_step`` are identical on every replica). The seeding is the data package's:
 sample k of pipeline p gets (seed, k * num_pipelines + p), split into (view, unused, mask)
-seeds exactly like the two-view example, so ``image`` equals view 1 of
-:func:`~siameseim_tf.data.make_views` with ``color=False`` for the same seed.
+seeds exactly like the two-view example, so ``image`` equals
+:func:`~siameseim_tf.data.make_single_view` = view 1 of :func:`~siameseim_tf.data.make_views`
+with ``color=False`` for the same seed.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from siameseim_tf.data.color import normalize
-from siameseim_tf.data.pipeline import AUTOTUNE, _guarded_decode
+from siameseim_tf.data import build_dataset, make_single_view
 from siameseim_tf.data.source import ImageSource
-from siameseim_tf.data.views import ViewConfig, _one_view, as_seed
-from siameseim_tf.models.mae import num_masked_patches
+from siameseim_tf.data.views import as_seed
 
 
 def random_mask(seed: tf.Tensor, num_patches: int, num_masked: int) -> tf.Tensor:
@@ -41,93 +40,87 @@ def random_mask(seed: tf.Tensor, num_patches: int, num_masked: int) -> tf.Tensor
     return tf.cast(rank >= num_patches - num_masked, tf.int32)
 
 
-def make_mae_example(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig) -> dict:
+def make_mae_example(
+    image: tf.Tensor,
+    seed: tf.Tensor,
+    *,
+    image_size: int,
+    patch_size: int,
+    num_masked: int,
+    crop_min: float = 0.2,
+    antialias: bool = True,
+) -> dict:
     """One example before batching: {"image": float32 [S, S, 3], "mask": int32 [N]}.
 
     Args:
         image: uint8 [H, W, 3].
         seed: int [2] per-sample stateless seed.
-        config: view settings; ``color`` must be False, ``num_masked`` is M.
+        num_masked: M, the exact number of masked patches.
     """
-    view_seed, _, mask_seed = tf.unstack(tf.random.experimental.stateless_split(as_seed(seed), 3))
-    view, _, _ = _one_view(tf.convert_to_tensor(image), view_seed, config, probs=None)
-    size = config.image_size
+    mask_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[2]
+    grid = image_size // patch_size
     return {
-        "image": tf.ensure_shape(normalize(view), [size, size, 3]),
-        "mask": random_mask(mask_seed, config.grid**2, config.num_masked),
+        "image": make_single_view(image, seed, image_size, crop_min, antialias),
+        "mask": random_mask(mask_seed, grid * grid, num_masked),
     }
 
 
 def build_mae_dataset(
     source: ImageSource,
     global_batch_size: int,
+    *,
+    num_masked: int,
     image_size: int = 224,
     patch_size: int = 16,
-    mask_ratio: float = 0.75,
     crop_min: float = 0.2,
     seed: int = 0,
-    *,
-    shuffle: bool = True,
-    shuffle_buffer: int = 10_000,
-    repeat: bool = True,
-    drop_remainder: bool = True,
-    input_context: tf.distribute.InputContext | None = None,
-    num_parallel_calls: int = AUTOTUNE,
     antialias: bool = True,
+    **pipeline_kwargs,
 ) -> tf.data.Dataset:
     """One augmented view + random mask per image, batched, shuffled, prefetched.
 
-    Sharding, shuffling, repetition, bad-input handling and options follow
-    :func:`~siameseim_tf.data.build_pretraining_dataset` (see there for ``input_context``:
-    each pipeline reads its shard and yields the per-replica batch size).
+    The skeleton (sharding with ``input_context``, shuffle, repeat, bad-input handling,
+    per-sample seeds, options) is :func:`~siameseim_tf.data.build_dataset`.
 
     Args:
         source: any :class:`ImageSource` (image folder, TFRecord, TFDS, IDX, arrays).
         global_batch_size: batch over all replicas.
+        num_masked: M, exactly this many masked patches per sample (0 < M < N), as the
+            :class:`MAE` model was built with (``num_patches - num_visible``).
         image_size, patch_size: S and P of the model.
-        mask_ratio: masked fraction; M = round(mask_ratio * N), as :class:`MAE` expects.
         crop_min: lower bound of the RandomResizedCrop area scale.
         seed: base seed of the per-sample stateless seeds.
+        **pipeline_kwargs: ``shuffle``, ``shuffle_buffer``, ``repeat``, ``drop_remainder``,
+            ``input_context``, ``num_parallel_calls`` of :func:`~siameseim_tf.data.build_dataset`.
 
     Example:
     >>> import numpy as np
     >>> from siameseim_tf.data import array_source
     >>> images = np.zeros((8, 40, 40, 3), np.uint8)
-    >>> ds = build_mae_dataset(array_source(images), 4, image_size=32, patch_size=8)
+    >>> ds = build_mae_dataset(array_source(images), 4, num_masked=12, image_size=32,
+    ...                        patch_size=8)
     >>> batch = next(iter(ds))  # image [4, 32, 32, 3], mask [4, 16] with 12 ones per row
     """
-    grid = image_size // patch_size
-    num_masked = num_masked_patches(grid * grid, mask_ratio)
-    config = ViewConfig(image_size, patch_size, num_masked, crop_min, False, antialias)
-    shards, index, batch_size = 1, 0, global_batch_size
-    if input_context is not None:
-        shards, index = input_context.num_input_pipelines, input_context.input_pipeline_id
-        batch_size = input_context.get_per_replica_batch_size(global_batch_size)
-    ds = source.raw(shards, index)
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed + 7919 * index, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    if source.may_fail:
-        ds = ds.map(_guarded_decode(source), num_parallel_calls=num_parallel_calls)
-        ds = ds.ignore_errors()  # failures are counted in source.report
-    else:
-        ds = ds.map(source.decode, num_parallel_calls=num_parallel_calls)
-
-    def example(k, image):
-        element_seed = tf.stack([tf.constant(seed, tf.int64), k * shards + index])  # [2]
-        return make_mae_example(image, element_seed, config)
-
-    ds = ds.enumerate().map(example, num_parallel_calls=num_parallel_calls)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.OFF
-        if input_context is not None
-        else tf.data.experimental.AutoShardPolicy.DATA
+    num_patches = (image_size // patch_size) ** 2
+    if image_size % patch_size or not 0 < num_masked < num_patches:
+        raise ValueError(
+            f"need S % P == 0 and 0 < num_masked < N; got S={image_size}, P={patch_size}, "
+            f"num_masked={num_masked}, N={num_patches}"
+        )
+    example_kwargs = dict(
+        image_size=image_size,
+        patch_size=patch_size,
+        num_masked=num_masked,
+        crop_min=crop_min,
+        antialias=antialias,
     )
-    options.deterministic = True
-    return ds.with_options(options)
+    return build_dataset(
+        source,
+        global_batch_size,
+        lambda image, element_seed: make_mae_example(image, element_seed, **example_kwargs),
+        seed=seed,
+        **pipeline_kwargs,
+    )
 
 
 def distribute_mae_dataset(

@@ -90,7 +90,7 @@ def build_dataset(
                 global_batch_size,
                 image_size=image_size,
                 patch_size=patch_size,
-                mask_ratio=num_masked / num_patches,  # the model's own count M
+                num_masked=num_masked,  # the model's own count M (num_patches is unused)
                 crop_min=crop_min,
                 seed=seed,
                 input_context=context,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from siameseim_tf.data import array_source, make_views
+from siameseim_tf.data import array_source, make_single_view, make_views
 from siameseim_tf.models import MAE
 from siameseim_tf.models.mae import (
     mae_loss,
@@ -188,7 +188,8 @@ def test_fit_overfits_one_batch():
 def test_dataset_contract_and_varying_masks():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 40, 48, 3)).astype(np.uint8)
-    ds = build_mae_dataset(array_source(images), 4, image_size=32, patch_size=8, seed=5)
+    kw = dict(num_masked=M, image_size=32, patch_size=8, seed=5)
+    ds = build_mae_dataset(array_source(images), 4, **kw)
     stream = iter(ds)
     batches = [next(stream) for _ in range(3)]
     masks = np.concatenate([numpy(b["mask"]) for b in batches])  # [12, N]
@@ -198,16 +199,25 @@ def test_dataset_contract_and_varying_masks():
     np.testing.assert_array_equal(masks.sum(axis=1), M)
     assert len({row.tobytes() for row in masks}) == len(masks)  # all different
     # Reproducible, and the view is view 1 of the data package's example without colour.
-    again = next(
-        iter(build_mae_dataset(array_source(images), 4, image_size=32, patch_size=8, seed=5))
-    )
+    again = next(iter(build_mae_dataset(array_source(images), 4, **kw)))
     np.testing.assert_array_equal(numpy(again["mask"]), numpy(batches[0]["mask"]))
     plain = build_mae_dataset(
-        array_source(images), 1, image_size=32, patch_size=8, seed=5, shuffle=False
+        array_source(images), 1, num_masked=M, image_size=32, patch_size=8, seed=5, shuffle=False
     )
     first = next(iter(plain))["image"][0]
     view1 = make_views(images[0], tf.constant([5, 0], tf.int64), color=False, image_size=32)[0]
     np.testing.assert_allclose(numpy(first), numpy(view1), atol=1e-6)
+    single = make_single_view(images[0], tf.constant([5, 0], tf.int64), image_size=32)
+    np.testing.assert_allclose(numpy(first), numpy(single), atol=1e-6)
+
+
+def test_dataset_takes_the_exact_mask_count():
+    images = np.zeros((4, 16, 16, 3), np.uint8)
+    ds = build_mae_dataset(array_source(images), 4, num_masked=5, image_size=16, patch_size=4)
+    np.testing.assert_array_equal(numpy(next(iter(ds))["mask"]).sum(1), 5)
+    for bad in (0, 16):
+        with pytest.raises(ValueError, match="num_masked"):
+            build_mae_dataset(array_source(images), 4, num_masked=bad, image_size=16, patch_size=4)
 
 
 def test_dataset_input_context_shards_and_batches_per_replica():
@@ -216,7 +226,7 @@ def test_dataset_input_context_shards_and_batches_per_replica():
         num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2
     )
     ds = build_mae_dataset(
-        array_source(images), 4, image_size=16, patch_size=4, input_context=context
+        array_source(images), 4, num_masked=12, image_size=16, patch_size=4, input_context=context
     )
     batch = next(iter(ds))
     assert batch["image"].shape == (2, 16, 16, 3) and batch["mask"].shape == (2, 16)
