@@ -40,6 +40,16 @@ def worker_directory(output_dir: Path, strategy) -> Path:
     return Path(tempfile.gettempdir()) / f"siameseim_worker_{resolver.task_type}_{resolver.task_id}"
 
 
+def resolve_jit(jit_compile: bool | None, strategy) -> bool:
+    """XLA by default on one replica (measured faster on CPU too: benchmarks/train_step.py).
+
+    Under tf.distribute Keras' XLA train step fails (TF-NOTES; keras #18145, #20763).
+    """
+    if jit_compile is None:
+        return strategy.num_replicas_in_sync == 1
+    return jit_compile
+
+
 def build_model(method: str, **model_args) -> keras.Model:
     """A SiameseIM or MAE model from constructor arguments."""
     if method == "siameseim":
@@ -147,6 +157,7 @@ def pretrain(
     backup_every_steps: int = 0,
     log_every_steps: int = 0,
     verbose: int | str = 1,
+    jit_compile: bool | None = None,
     strategy=None,
     extra_callbacks: list | None = None,
 ):
@@ -164,6 +175,7 @@ def pretrain(
         steps_per_epoch: default: images // global_batch_size.
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
+        jit_compile: XLA-compile the train step; default: on with one replica only.
         strategy: default :func:`select_strategy`.
 
     Returns:
@@ -186,11 +198,10 @@ def pretrain(
     image_size, patch_size = model_args["image_size"], model_args["patch_size"]
     with strategy.scope():
         model = build_model(method, **model_args)
-        model.compile(
-            optimizer=make_optimizer(
-                base_lr, global_batch_size, steps_per_epoch, epochs, warmup_epochs, weight_decay
-            )
+        optimizer = make_optimizer(
+            base_lr, global_batch_size, steps_per_epoch, epochs, warmup_epochs, weight_decay
         )
+        model.compile(optimizer=optimizer, jit_compile=resolve_jit(jit_compile, strategy))
         # Built before fit: avoids Keras' symbolic build under MultiWorker (keras #20585).
         model.optimizer.build(model.trainable_variables)
     # Masks must hold exactly the model's M ones: the count comes from the model.

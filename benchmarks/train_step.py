@@ -1,0 +1,198 @@
+"""Training-step speed of SiameseIM on this machine: images/s and model FLOPs utilisation.
+
+MFU = model FLOPs per step (siameseim_tf.models.flops) / step time / measured matmul peak
+(float32 tf.matmul, the same cores). Median over repeats; JSON out.
+
+    python benchmarks/train_step.py --presets tiny small --output train_step.json
+    python benchmarks/train_step.py --baseline-torch   # + the PyTorch reference forward/backward
+
+The PyTorch baseline is tests/convert/torch_reference.py (the official module layout, written
+from SPEC.md) trained with the same AdamW step, on the same threads: a stand-in for the
+authors' code, whose exact training loop needs CUDA and distributed setup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from siameseim_tf import SiameseIM  # noqa: E402
+from siameseim_tf.models.flops import siameseim_step_flops  # noqa: E402
+from siameseim_tf.models.vit import preset_arguments  # noqa: E402
+from tests.helpers import random_batch  # noqa: E402
+
+
+def model_arguments(preset: str, image_size: int) -> dict:
+    """Encoder preset + a decoder as wide as the encoder (heads as the encoder's)."""
+    encoder = preset_arguments(preset, image_size=image_size)
+    n = (image_size // encoder["patch_size"]) ** 2
+    return dict(
+        encoder,
+        decoder_dim=encoder["embed_dim"],
+        decoder_num_heads=encoder["num_heads"],
+        projector_depth=2,
+        predictor_depth=4,
+        num_masked_patches=round(0.6 * n),
+        mlp_ratio=4.0,
+        clip_grad_norm=1.0,
+    )
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """Median float32 matmul GFLOP/s on all threads."""
+    a = tf.random.normal((size, size))
+    matmul = tf.function(lambda x: tf.matmul(x, x))
+    matmul(a).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(4):
+            out = matmul(a)
+        out.numpy()
+        times.append((time.perf_counter() - start) / 4)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def time_steps(step, steps: int, repeats: int) -> list[float]:
+    """Seconds per step, one figure per repeat, after one warm-up repeat."""
+    step()
+    per_repeat = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        per_repeat.append((time.perf_counter() - start) / steps)
+    return per_repeat
+
+
+def keras_step(arguments: dict, batch_size: int, jit_compile: bool):
+    model = SiameseIM(**arguments)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=jit_compile)
+    batch = random_batch(
+        batch_size,
+        arguments["image_size"],
+        arguments["patch_size"],
+        arguments["num_masked_patches"],
+    )
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    iterator = iter(data)
+    model.make_train_function()
+    model.optimizer.build(model.trainable_variables)
+    return lambda: model.train_function(iterator)["loss"].numpy()
+
+
+def torch_step(arguments: dict, batch_size: int):
+    import torch
+
+    from tests.convert.torch_reference import SiameseIMReference, to_torch_inputs, unigrad
+
+    torch.set_num_threads(os.cpu_count())
+    keys = (
+        "image_size",
+        "patch_size",
+        "embed_dim",
+        "depth",
+        "num_heads",
+        "mlp_ratio",
+        "decoder_dim",
+        "decoder_num_heads",
+        "projector_depth",
+        "predictor_depth",
+    )
+    model = SiameseIMReference(**{k: arguments[k] for k in keys}, norm="batch")
+    params = [
+        p
+        for name, p in model.named_parameters()
+        if not name.startswith("mm_") and not name.startswith("patch_embed")
+    ]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95))
+    inputs = to_torch_inputs(
+        random_batch(
+            batch_size,
+            arguments["image_size"],
+            arguments["patch_size"],
+            arguments["num_masked_patches"],
+        )
+    )
+
+    def step():
+        pred, target = model(*inputs)
+        loss = unigrad(pred, target)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        return float(loss)
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline-torch", action="store_true")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    peak = matmul_peak()
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "matmul_peak_gflops": peak,
+            "load_average": os.getloadavg(),
+        },
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "runs": [],
+    }
+    variants = [("keras", False), ("keras_xla", True)] + (
+        [("torch", None)] if args.baseline_torch else []
+    )
+    for preset in args.presets:
+        arguments = model_arguments(preset, args.image_size)
+        flops = siameseim_step_flops(args.batch_size, **arguments)
+        for name, jit in variants:
+            step = (
+                torch_step(arguments, args.batch_size)
+                if name == "torch"
+                else keras_step(arguments, args.batch_size, jit)
+            )
+            seconds = time_steps(step, args.steps, args.repeats)
+            median = statistics.median(seconds)
+            run = {
+                "preset": preset,
+                "implementation": name,
+                "step_seconds": seconds,
+                "median_step_seconds": median,
+                "images_per_second": args.batch_size / median,
+                "model_gflops_per_step": flops / 1e9,
+                "mfu": flops / median / (peak * 1e9),
+            }
+            report["runs"].append(run)
+            print(
+                f"{preset:6s} {name:10s} {run['images_per_second']:7.1f} img/s  "
+                f"MFU {run['mfu']:.1%}",
+                flush=True,
+            )
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
