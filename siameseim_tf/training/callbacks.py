@@ -36,3 +36,21 @@ class MomentumSchedule(keras.callbacks.Callback):
                 )
             total = epochs * steps
         self.model.momentum_total_steps.assign(float(total))
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose mid-epoch restores keep the step schedules exact.
+
+    Keras restores weights saved mid-epoch but restarts that epoch from its first batch,
+    so the optimizer would run more steps than the schedules (learning rate, momentum)
+    were built for. After a restore this callback rewinds the step counter to the start of
+    the epoch being redone: the weights keep all progress and the run ends after exactly
+    ``epochs x steps`` scheduled steps.
+    """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        steps = self.params.get("steps")
+        epoch = getattr(self.model, "_initial_epoch", None)
+        if steps and epoch is not None:
+            self.model.optimizer.iterations.assign(epoch * steps)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import keras
 
-from siameseim_tf.training.callbacks import MomentumSchedule
+from siameseim_tf.training.callbacks import MomentumSchedule, ResumableBackup
 from siameseim_tf.training.optimizer import make_optimizer
 from siameseim_tf.training.strategy import select_strategy
 
@@ -122,10 +122,10 @@ def make_callbacks(
     directory = worker_directory(output_dir, strategy)
     callbacks = [
         # Per-worker backup directories: a shared one collides under MultiWorker (TF-NOTES).
-        keras.callbacks.BackupAndRestore(
+        ResumableBackup(
             str(directory / "backup"),
             save_freq=backup_every_steps or "epoch",
-            delete_checkpoint=False,
+            delete_checkpoint=True,  # a finished run leaves model.keras, not a backup
         ),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(directory / "log.csv"), append=True),
