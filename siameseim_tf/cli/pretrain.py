@@ -39,6 +39,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="override a recipe value, e.g. --set train.epochs=10 --set model.depth=6 (repeatable)",
     )
     parser.add_argument(
+        "--tpu",
+        default=None,
+        metavar="ADDRESS",
+        help="train on a TPU ('local' or its address) with TPUStrategy",
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=None,
@@ -57,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             config = switch_method(config, args.method)
     except RecipeError as error:
         raise UserError(str(error)) from None
-    pretrain_from_recipe(config, args.data, args.output, limit=args.limit)
+    pretrain_from_recipe(config, args.data, args.output, limit=args.limit, tpu=args.tpu)
     return 0
 
 
@@ -75,11 +81,17 @@ def open_training_source(data: str | None, limit: int | None = None):
 
 
 def pretrain_from_recipe(
-    config: dict, data: str | None, output: str, limit: int | None = None, verbose: int | str = 1
+    config: dict,
+    data: str | None,
+    output: str,
+    limit: int | None = None,
+    verbose: int | str = 1,
+    tpu: str | None = None,
 ):
     """Runs :func:`~siameseim_tf.training.pretrain.pretrain` for a validated recipe."""
     from siameseim_tf.recipes import model_arguments
     from siameseim_tf.training.pretrain import pretrain
+    from siameseim_tf.training.strategy import select_strategy
 
     source = open_training_source(data, limit)
     train = dict(config.get("train", {}))
@@ -89,6 +101,7 @@ def pretrain_from_recipe(
         output,
         method=config.get("method", "siameseim"),
         model_args=model_arguments(config),
+        strategy=select_strategy(tpu=tpu),
         **train,
     )
     print(f"saved {output}/model.keras and {output}/encoder.keras")
