@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 from keras_cv.layers import RandomGaussianBlur
 
@@ -63,22 +64,60 @@ def sample_color_params(seed: tf.Tensor, probs: ColorProbs) -> dict[str, tf.Tens
     }
 
 
+def _pixels(x: tf.Tensor) -> tf.Tensor:
+    return tf.reshape(x, [-1, 3])  # [P, 3], free
+
+
+def color_matrix(x: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
+    """Per-pixel linear colour map x @ matrix: [..., 3] x [3, 3] -> [..., 3], one matmul.
+
+    Cheaper on CPU than the same maths as broadcast element-wise ops (one pass, no [3]
+    broadcast along the innermost axis, which Eigen does slowly).
+    """
+    return tf.reshape(tf.matmul(_pixels(x), matrix), tf.shape(x))
+
+
+def _gray_matrix(dtype=tf.float32) -> tf.Tensor:
+    """[3, 3]: every output channel = luma; x @ it = grayscale replicated to 3 channels."""
+    return tf.tile(tf.constant(GRAY_WEIGHTS, dtype)[:, None], [1, 3])
+
+
 def grayscale(x: tf.Tensor) -> tf.Tensor:
-    """[..., 3] -> [..., 1] luma."""
-    return tf.tensordot(x, tf.constant(GRAY_WEIGHTS, x.dtype)[:, None], axes=1)  # one matmul
+    """[..., 3] -> [..., 3], luma (ITU-R 601-2, PIL ``convert("L")``) in all three channels."""
+    return color_matrix(x, _gray_matrix(x.dtype))
 
 
-def _blend(x: tf.Tensor, other: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
-    return tf.clip_by_value(factor * x + (1.0 - factor) * other, 0.0, 1.0)
+def _clip(x: tf.Tensor) -> tf.Tensor:
+    return tf.clip_by_value(x, 0.0, 1.0)
+
+
+def _brightness(x, factor):
+    return _clip(x * factor)  # blend with black
+
+
+def _contrast(x, factor):
+    # mean of the grayscale image = luma of the per-channel means (linear)
+    mean = tf.tensordot(tf.reduce_mean(_pixels(x), 0), tf.constant(GRAY_WEIGHTS), 1)  # []
+    return _clip(x * factor + (1.0 - factor) * mean)
+
+
+def _saturation(x, factor):
+    # factor * x + (1 - factor) * gray(x) as one 3 x 3 colour matrix
+    matrix = factor * tf.eye(3) + (1.0 - factor) * _gray_matrix()
+    return _clip(color_matrix(x, matrix))
+
+
+def _hue(x, delta):
+    return _clip(tf.image.adjust_hue(x, delta))  # TF's fused RGB->HSV->RGB kernel
 
 
 def color_jitter(x: tf.Tensor, params: dict[str, tf.Tensor]) -> tf.Tensor:
     """torchvision ColorJitter on one image float32 [S, S, 3] in [0, 1]."""
     ops = [
-        lambda y: tf.clip_by_value(y * params["brightness"], 0.0, 1.0),
-        lambda y: _blend(y, tf.reduce_mean(grayscale(y)), params["contrast"]),
-        lambda y: _blend(y, grayscale(y), params["saturation"]),
-        lambda y: tf.clip_by_value(tf.image.adjust_hue(y, params["hue"]), 0.0, 1.0),
+        lambda y: _brightness(y, params["brightness"]),
+        lambda y: _contrast(y, params["contrast"]),
+        lambda y: _saturation(y, params["saturation"]),
+        lambda y: _hue(y, params["hue"]),
     ]
     for k in range(4):
         x = tf.switch_case(params["order"][k], [lambda f=f, y=x: f(y) for f in ops])
@@ -102,24 +141,48 @@ def gaussian_blur(x: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
 
 
 def solarize(x: tf.Tensor) -> tf.Tensor:
-    """Exactly ``tf.where(v < 128, v, 255 - v)`` on v = 255 x, returned in [0, 1]."""
-    v = x * 255.0
-    return tf.where(v < 128.0, v, 255.0 - v) / 255.0
+    """``where(v < 128, v, 255 - v)`` on v = 255 x, returned in [0, 1] (step form: one
+    comparison and two cheap passes instead of a slow ``tf.where``)."""
+    step = tf.cast(x * 255.0 >= 128.0, x.dtype)
+    return x + step * (1.0 - 2.0 * x)
 
 
-def apply_color(x: tf.Tensor, params: dict[str, tf.Tensor]) -> tf.Tensor:
-    """The colour pipeline on one view float32 [S, S, 3] in [0, 1] -> same shape."""
-    x = tf.cond(params["jitter"], lambda: color_jitter(x, params), lambda: x)
-    x = tf.cond(
-        params["grayscale"], lambda: tf.tile(grayscale(x), [1, 1, 3]), lambda: tf.identity(x)
-    )
-    x = tf.cond(params["blur"], lambda: gaussian_blur(x, params["sigma"]), lambda: x)
-    return tf.cond(params["solarize"], lambda: solarize(x), lambda: x)
+def _maybe(flag: tf.Tensor, probability: float, fn, x: tf.Tensor) -> tf.Tensor:
+    """fn(x) if flag; static shortcut when the probability is 0 or 1."""
+    if probability <= 0.0:
+        return x
+    if probability >= 1.0:
+        return fn(x)
+    return tf.cond(flag, lambda: fn(x), lambda: tf.identity(x))
+
+
+def apply_color(
+    x: tf.Tensor, params: dict[str, tf.Tensor], probs: ColorProbs | None = None
+) -> tf.Tensor:
+    """The colour pipeline on one view float32 [S, S, 3] in [0, 1] -> same shape.
+
+    ``probs`` (the probabilities ``params`` were drawn with) only lets steps with
+    probability 0 or 1 skip their branch; the result is the same without it.
+    """
+    probs = probs or ColorProbs(0.5, 0.5, 0.5, 0.5)
+    x = _maybe(params["jitter"], probs.jitter, lambda y: color_jitter(y, params), x)
+    x = _maybe(params["grayscale"], probs.grayscale, grayscale, x)
+    x = _maybe(params["blur"], probs.blur, lambda y: gaussian_blur(y, params["sigma"]), x)
+    return _maybe(params["solarize"], probs.solarize, solarize, x)
+
+
+def _full(values, x: tf.Tensor) -> tf.Tensor:
+    """A per-channel constant as a tensor of x's static shape (avoids a slow [3] broadcast)."""
+    shape = x.shape
+    if not shape.is_fully_defined():
+        return tf.constant(values, x.dtype)
+    return tf.constant(np.broadcast_to(np.asarray(values, np.float32), shape), x.dtype)
 
 
 def normalize(x: tf.Tensor) -> tf.Tensor:
-    """ImageNet normalisation of [..., 3] in [0, 1]."""
-    return (x - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+    """ImageNet normalisation of [..., 3] in [0, 1]: (x - mean) / std as x * a + b."""
+    mean, std = np.asarray(IMAGENET_MEAN), np.asarray(IMAGENET_STD)
+    return x * _full(1.0 / std, x) + _full(-mean / std, x)
 
 
 def denormalize(x: tf.Tensor) -> tf.Tensor:

@@ -59,7 +59,7 @@ def _one_view(image, seed, config, probs):
     box = sample_crop(crop_seed, shape[0], shape[1], config.crop_min)
     view = flipped_crop_resize(image, box, flip, config.image_size, config.antialias)
     if config.color:
-        view = apply_color(view, _color_params(color_seed, probs))
+        view = apply_color(view, _color_params(color_seed, probs), probs)
     return view, box, flip
 
 
