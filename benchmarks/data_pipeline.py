@@ -65,6 +65,7 @@ def throughput(
             image_size=args.image_size,
             seed=0,
             antialias=not args.no_antialias,
+            interpolation=args.interpolation,
             color=stage == "full",
             num_parallel_calls=args.num_parallel_calls or tf.data.AUTOTUNE,
         )
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--no-antialias", action="store_true")
+    parser.add_argument("--interpolation", default="bicubic", choices=["bicubic", "bilinear"])
     parser.add_argument("--num-parallel-calls", type=int, default=0, help="0 = AUTOTUNE")
     parser.add_argument("--profile", action="store_true", help="per-stage ms per image")
     parser.add_argument("--compare-libraries", action="store_true")

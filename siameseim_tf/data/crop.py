@@ -57,9 +57,17 @@ def sample_crop(seed: tf.Tensor, height: tf.Tensor, width: tf.Tensor, crop_min: 
 
 
 def flipped_crop_resize(
-    image: tf.Tensor, box: tf.Tensor, flip: tf.Tensor, size: int, antialias: bool = True
+    image: tf.Tensor,
+    box: tf.Tensor,
+    flip: tf.Tensor,
+    size: int,
+    antialias: bool = True,
+    method: str = "bicubic",
 ) -> tf.Tensor:
-    """Crop ``box`` (i, j, h, w) of the image flipped iff ``flip``, resize bicubic to size.
+    """Crop ``box`` (i, j, h, w) of the image flipped iff ``flip``, resize to size.
+
+    ``method`` "bicubic" (SPEC) or "bilinear", with PIL-like antialiasing when downscaling
+    iff ``antialias`` (``tf.image.resize``; the box is exact whatever the filter).
 
     image: uint8 [H, W, 3]; box: int32 [4] in the (possibly flipped) image; flip: bool [].
     Returns float32 [size, size, 3] in [0, 1]. Instead of mirroring the whole image we crop
@@ -70,7 +78,7 @@ def flipped_crop_resize(
     i, j, h, w = box[0], box[1], box[2], box[3]
     left = tf.where(flip, width - j - w, j)  # left edge in the original image
     crop = image[i : i + h, left : left + w]  # [h, w, 3]
-    view = tf.image.resize(crop, [size, size], method="bicubic", antialias=antialias)
+    view = tf.image.resize(crop, [size, size], method=method, antialias=antialias)
     view = tf.cond(flip, lambda: tf.reverse(view, axis=[1]), lambda: view)  # [S, S, 3]
     return tf.clip_by_value(view * (1.0 / 255.0), 0.0, 1.0)
 

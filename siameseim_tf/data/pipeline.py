@@ -113,6 +113,7 @@ def build_pretraining_dataset(
     color: bool = True,
     seed: int = 0,
     antialias: bool = True,
+    interpolation: str = "bicubic",
     **pipeline_kwargs,
 ) -> tf.data.Dataset:
     """Two views + rel_pos + mask per image, batched, shuffled, prefetched.
@@ -125,11 +126,15 @@ def build_pretraining_dataset(
         seed: base seed of the per-sample stateless seeds (see :func:`build_dataset`);
             with ``repeat`` (the default; pass ``steps_per_epoch`` to ``fit``) every epoch
             draws new views and masks.
-        antialias: bicubic resize with PIL-like antialiasing (False is ~2x faster).
+        antialias, interpolation: the resize filter. Default = SPEC (bicubic, PIL-like
+            antialiasing). ``interpolation="bilinear", antialias=False`` is the fast mode
+            (~4.5x cheaper resize, aliasing when downscaling; boxes and rel_pos stay exact).
         **pipeline_kwargs: ``shuffle``, ``shuffle_buffer``, ``repeat``, ``drop_remainder``,
             ``input_context``, ``num_parallel_calls`` of :func:`build_dataset`.
     """
-    config = ViewConfig(image_size, patch_size, num_masked, crop_min, color, antialias)
+    config = ViewConfig(
+        image_size, patch_size, num_masked, crop_min, color, antialias, interpolation
+    )
     return build_dataset(
         source,
         global_batch_size,

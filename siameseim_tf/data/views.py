@@ -22,6 +22,8 @@ from siameseim_tf.data.crop import (
 )
 from siameseim_tf.data.masking import mask_from_seed
 
+INTERPOLATIONS = ("bicubic", "bilinear")
+
 
 @dataclass(frozen=True)
 class ViewConfig:
@@ -32,9 +34,12 @@ class ViewConfig:
     num_masked: int = 118
     crop_min: float = 0.2
     color: bool = True
-    antialias: bool = True  # bicubic resize with PIL-like antialiasing when downscaling
+    antialias: bool = True  # PIL-like antialiasing when downscaling
+    interpolation: str = "bicubic"  # SPEC; "bilinear" is the fast mode (docs/data_pipeline.md)
 
     def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation {self.interpolation!r} not in {INTERPOLATIONS}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} not a multiple of {self.patch_size}")
         if not 0 <= self.num_masked <= self.grid**2:
@@ -57,7 +62,9 @@ def _one_view(image, seed, config, probs):
     flip = tf.random.stateless_uniform([], flip_seed) < 0.5
     shape = tf.shape(image)
     box = sample_crop(crop_seed, shape[0], shape[1], config.crop_min)
-    view = flipped_crop_resize(image, box, flip, config.image_size, config.antialias)
+    view = flipped_crop_resize(
+        image, box, flip, config.image_size, config.antialias, config.interpolation
+    )
     if config.color:
         view = apply_color(view, _color_params(color_seed, probs), probs)
     return view, box, flip
@@ -82,6 +89,8 @@ def make_views(
     color: bool = True,
     image_size: int = 224,
     crop_min: float = 0.2,
+    antialias: bool = True,
+    interpolation: str = "bicubic",
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """The two views of one image (SPEC §1), a pure function of (image, seed).
 
@@ -89,6 +98,7 @@ def make_views(
         image: uint8 [H, W, 3].
         seed: int, or int [2] tensor (e.g. (base_seed, element_index)).
         color: False skips the colour pipelines (flip + crop + resize + normalise only).
+        antialias, interpolation: the resize filter (see :class:`ViewConfig`).
     Returns:
         view1, view2: float32 [S, S, 3], ImageNet-normalised.
         rel_pos: float32 [6] = (delta_i, delta_j, delta_h, delta_w, relative_flip,
@@ -99,7 +109,7 @@ def make_views(
             flipped = 1 (view column fraction u <-> original x = left + (1 - u) * width).
     """
     # patch size / mask count are unused by the views
-    config = ViewConfig(image_size, image_size, 0, crop_min, color)
+    config = ViewConfig(image_size, image_size, 0, crop_min, color, antialias, interpolation)
     return _views(image, seed, config)
 
 
@@ -109,13 +119,14 @@ def make_single_view(
     image_size: int = 224,
     crop_min: float = 0.2,
     antialias: bool = True,
+    interpolation: str = "bicubic",
 ) -> tf.Tensor:
     """One flip + random resized crop view, no colour: float32 [S, S, 3], ImageNet-normalised.
 
     Equals view 1 of ``make_views(image, seed, color=False, ...)`` (same seed split), so a
     single-view method (MAE) and SiameseIM see the same geometry for the same sample seed.
     """
-    config = ViewConfig(image_size, image_size, 0, crop_min, False, antialias)
+    config = ViewConfig(image_size, image_size, 0, crop_min, False, antialias, interpolation)
     view_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[0]
     view, _, _ = _one_view(tf.convert_to_tensor(image), view_seed, config, None)
     return tf.ensure_shape(normalize(view), [image_size, image_size, 3])

@@ -136,3 +136,31 @@ def test_normalisation_of_a_constant_image():
     expect = (200 / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
     np.testing.assert_allclose(view1.numpy(), np.broadcast_to(expect, (SIZE, SIZE, 3)), atol=1e-5)
     np.testing.assert_allclose(view2.numpy(), np.broadcast_to(expect, (SIZE, SIZE, 3)), atol=1e-5)
+
+
+@pytest.mark.parametrize("antialias", [True, False])
+def test_fast_bilinear_mode_keeps_the_boxes(antialias):
+    """The fast resize (bilinear, optionally without antialiasing) changes the filter only:
+    boxes, rel_pos and the pixels' positions are those of the bicubic default."""
+    height, width = 150, 220
+    ramp = np.zeros((height, width, 3), np.uint8)
+    ramp[..., 0] = np.arange(width)[None, :]
+    image = tf.constant(ramp)
+    q = np.arange(SIZE // 4, 3 * SIZE // 4)
+    for k in range(6):
+        seed = tf.constant([4, k], tf.int64)
+        fast = make_views(
+            image, seed, color=False, image_size=SIZE, antialias=antialias, interpolation="bilinear"
+        )
+        exact = make_views(image, seed, color=False, image_size=SIZE)
+        np.testing.assert_array_equal(fast[2].numpy(), exact[2].numpy())  # rel_pos
+        np.testing.assert_array_equal(fast[3].numpy(), exact[3].numpy())  # boxes
+        for view, (_, left, _, w, f) in zip(fast[:2], fast[3].numpy()):
+            x = (view.numpy() * IMAGENET_STD + IMAGENET_MEAN)[SIZE // 2, q, 0] * 255.0
+            frac = (q + 0.5) / SIZE
+            np.testing.assert_allclose(x, left + ((1.0 - frac) if f else frac) * w - 0.5, atol=0.6)
+
+
+def test_unknown_interpolation_raises():
+    with pytest.raises(ValueError, match="interpolation"):
+        make_views(tf.zeros([8, 8, 3], tf.uint8), 0, interpolation="lanczos3")
