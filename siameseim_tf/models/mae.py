@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from siameseim_tf.layers import TransformerBlock, sincos_2d_embedding
@@ -281,27 +280,5 @@ class MAE(DistributedTrainingMixin, keras.Model):
 
     def train_step(self, data):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        variables = self.trainable_variables
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            outputs = {"pred": self.predict_patches(batch, training=True)}
-            loss = self.compute_loss(x=batch, y_pred=outputs)
-            # The optimizer sums replicas' gradients: each contributes loss / replicas.
-            scaled_loss = self.optimizer.scale_loss(loss / replicas)
-        grads, grad_norm = self._global_gradients(tape.gradient(scaled_loss, variables))
-        self.lr_tracker.update_state(self.optimizer.learning_rate)  # the lr of this step
-        self.optimizer.apply(grads, variables)
-        self.loss_tracker.update_state(loss)
-        self.grad_norm_tracker.update_state(grad_norm)
+        self._gradient_step(batch, lambda b: {"pred": self.predict_patches(b, training=True)})
         return self._metric_logs()
-
-    def test_step(self, data):
-        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        loss = self.compute_loss(x=batch, y_pred=self(batch, training=False))
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self.config_values)
-        return config

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from siameseim_tf.layers import TransformerBlock, relative_position_embedding, sincos_2d_embedding
@@ -281,29 +280,9 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         momentum = self.current_momentum()
         self.update_target(momentum)  # before the target forward (SPEC §6)
-        target = self.target_tokens(batch["view2"], training=True)
-        variables = self.trainable_variables
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            pred = self.predict_tokens(batch, training=True)
-            loss = self.compute_loss(x=batch, y_pred={"pred": pred, "target": target})
-            # The optimizer sums replicas' gradients: each contributes loss / replicas.
-            scaled_loss = self.optimizer.scale_loss(loss / replicas)
-        grads, grad_norm = self._global_gradients(tape.gradient(scaled_loss, variables))
-        self.lr_tracker.update_state(self.optimizer.learning_rate)  # the lr of this step
-        self.optimizer.apply(grads, variables)
-        self.loss_tracker.update_state(loss)
-        self.grad_norm_tracker.update_state(grad_norm)
+        target = self.target_tokens(batch["view2"], training=True)  # no tape: no gradient
+        self._gradient_step(
+            batch, lambda b: {"pred": self.predict_tokens(b, training=True), "target": target}
+        )
         self.momentum_tracker.update_state(momentum)
         return self._metric_logs()
-
-    def test_step(self, data):
-        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        loss = self.compute_loss(x=batch, y_pred=self(batch, training=False))
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self.config_values)
-        return config

@@ -71,6 +71,35 @@ class DistributedTrainingMixin:
     def _global_gradients(self, grads):
         return global_gradients(grads, self.optimizer, self.clip_grad_norm)
 
+    def _gradient_step(self, batch: dict, forward) -> tf.Tensor:
+        """One optimizer step on ``compute_loss(batch, forward(batch))``; returns the loss.
+
+        Updates the ``loss``, ``grad_norm`` and ``lr`` trackers the model defines.
+        """
+        variables = self.trainable_variables
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=batch, y_pred=forward(batch))
+            # The optimizer sums replicas' gradients: each contributes loss / replicas.
+            scaled_loss = self.optimizer.scale_loss(loss / replicas)
+        grads, grad_norm = self._global_gradients(tape.gradient(scaled_loss, variables))
+        self.lr_tracker.update_state(self.optimizer.learning_rate)  # the lr of this step
+        self.optimizer.apply(grads, variables)
+        self.loss_tracker.update_state(loss)
+        self.grad_norm_tracker.update_state(grad_norm)
+        return loss
+
+    def test_step(self, data):
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        loss = self.compute_loss(x=batch, y_pred=self(batch, training=False))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.config_values)  # every constructor argument
+        return config
+
     def _metric_logs(self) -> dict:
         logs = {m.name: m.result() for m in self.metrics}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
