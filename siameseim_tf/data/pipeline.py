@@ -19,7 +19,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from siameseim_tf.data.source import ImageSource
-from siameseim_tf.data.views import ViewConfig, make_example
+from siameseim_tf.data.views import ViewConfig, add_masks, make_example
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -138,8 +138,9 @@ def build_pretraining_dataset(
     return build_dataset(
         source,
         global_batch_size,
-        lambda image, element_seed: make_example(image, element_seed, config),
+        lambda image, element_seed: make_example(image, element_seed, config, with_mask=False),
         seed=seed,
+        batch_fn=lambda batch: add_masks(batch, config),  # one mask call per batch
         **pipeline_kwargs,
     )
 

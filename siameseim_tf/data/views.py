@@ -20,7 +20,7 @@ from siameseim_tf.data.crop import (
     relative_position,
     sample_crop,
 )
-from siameseim_tf.data.masking import mask_from_seed
+from siameseim_tf.data.masking import mask_from_seed, masks_from_seeds
 
 INTERPOLATIONS = ("bicubic", "bilinear")
 
@@ -132,24 +132,39 @@ def make_single_view(
     return tf.ensure_shape(normalize(view), [image_size, image_size, 3])
 
 
+def mask_seed(seed: int | tf.Tensor) -> tf.Tensor:
+    """The mask's share of a sample seed: int64 [2]."""
+    return tf.random.experimental.stateless_split(as_seed(seed), 3)[2]
+
+
 def example_mask(seed: int | tf.Tensor, config: ViewConfig) -> tf.Tensor:
     """The mask of the sample with this seed: int32 [N], ``num_masked`` ones."""
-    mask_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[2]
-    return mask_from_seed(mask_seed, config.grid, config.num_masked)
+    return mask_from_seed(mask_seed(seed), config.grid, config.num_masked)
 
 
-def make_example(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig) -> dict[str, tf.Tensor]:
+def make_example(
+    image: tf.Tensor, seed: tf.Tensor, config: ViewConfig, with_mask: bool = True
+) -> dict[str, tf.Tensor]:
     """One training example of the batch contract (before batching).
 
     Returns {"view1", "view2": float32 [S, S, 3], "rel_pos": float32 [6],
-    "mask": int32 [N] with exactly ``num_masked`` ones}.
+    "mask": int32 [N] with exactly ``num_masked`` ones}. With ``with_mask=False`` the
+    mask is left to :func:`add_masks` after batching: "mask_seed" int64 [2] instead.
     """
     view1, view2, rel_pos, _ = _views(image, seed, config)
-    mask = example_mask(seed, config)
     size = config.image_size
-    return {
+    example = {
         "view1": tf.ensure_shape(view1, [size, size, 3]),
         "view2": tf.ensure_shape(view2, [size, size, 3]),
         "rel_pos": tf.ensure_shape(rel_pos, [6]),
-        "mask": mask,
     }
+    if with_mask:
+        return example | {"mask": example_mask(seed, config)}
+    return example | {"mask_seed": mask_seed(seed)}
+
+
+def add_masks(batch: dict[str, tf.Tensor], config: ViewConfig) -> dict[str, tf.Tensor]:
+    """Batch of ``make_example(..., with_mask=False)`` -> the batch contract: "mask_seed"
+    int64 [B, 2] replaced by "mask" int32 [B, N] (same masks as per-element, one call)."""
+    masks = masks_from_seeds(batch["mask_seed"], config.grid, config.num_masked)
+    return {k: v for k, v in batch.items() if k != "mask_seed"} | {"mask": masks}

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from siameseim_tf.data import block_mask
-from siameseim_tf.data.masking import mask_from_seed
+from siameseim_tf.data import (
+    ViewConfig,
+    array_source,
+    block_mask,
+    build_pretraining_dataset,
+    make_example,
+)
+from siameseim_tf.data.masking import mask_from_seed, masks_from_seeds
 
 
 def _neighbour_pairs(mask: np.ndarray) -> int:
@@ -74,3 +80,33 @@ def test_tf_wrapper_is_deterministic_per_seed():
     assert len({x.tobytes() for x in a}) == 10
     # negative int64 seeds (stateless_split output) work too
     assert f(tf.constant([-5, -(2**62)], tf.int64)).numpy().sum() == 118
+
+
+def test_batched_masks_equal_per_element_masks():
+    seeds = tf.constant([[9, k] for k in range(6)] + [[-3, -(2**62)]], tf.int64)
+    batched = tf.function(lambda s: masks_from_seeds(s, 14, 118))(seeds).numpy()
+    assert batched.shape == (7, 196) and batched.dtype == np.int32
+    for seed, row in zip(seeds, batched):
+        np.testing.assert_array_equal(row, mask_from_seed(seed, 14, 118).numpy())
+    assert masks_from_seeds(tf.zeros([0, 2], tf.int64), 14, 118).shape == (0, 196)
+
+
+def test_pipeline_masks_are_the_examples_masks():
+    """The pipeline draws masks per batch; they are those of ``make_example`` per sample."""
+    images = np.zeros((5, 20, 20, 3), np.uint8)
+    config = ViewConfig(16, 4, 7, color=False)
+    ds = build_pretraining_dataset(
+        array_source(images),
+        5,
+        image_size=16,
+        patch_size=4,
+        num_masked=7,
+        color=False,
+        seed=3,
+        shuffle=False,
+        repeat=False,
+    )
+    masks = next(iter(ds))["mask"].numpy()
+    for k, row in enumerate(masks):
+        seed = tf.constant([3, k], tf.int64)
+        np.testing.assert_array_equal(row, make_example(images[k], seed, config)["mask"].numpy())
