@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,39 +13,53 @@ import pytest
 ROOT = Path(__file__).parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[str]:
+    """Distinct free loopback ports (all held open while picking, so none repeats)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [str(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def wait_all(workers, timeout: float) -> list[str]:
+    """Standard outputs of all workers; the first failure (or the timeout) stops them all.
+
+    A worker that dies leaves its peers blocked in a collective forever.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        while any(w.poll() is None for w in workers):
+            failed = [w for w in workers if w.returncode not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                culprit = failed[0] if failed else workers[0]
+                pytest.fail(f"worker failed or timed out: {culprit.log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        assert all(w.returncode == 0 for w in workers), [w.log.read_text()[-2000:] for w in workers]
+        return [w.out.read_text() for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
 
 
 @pytest.mark.slow
 def test_two_workers_train_identically(tmp_path):
-    ports = [str(free_port()), str(free_port())]
+    ports = free_ports(2)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.training.multiworker_run",
-                *ports,
-                str(i),
-                str(tmp_path / "run"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    reports = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=600)
-        assert worker.returncode == 0, err[-3000:]
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+    workers = []
+    for i in range(2):  # output to files: a full pipe would block a worker
+        out, log = tmp_path / f"worker{i}.out", tmp_path / f"worker{i}.log"
+        command = [sys.executable, "-m", "tests.training.multiworker_run", *ports, str(i),
+                   str(tmp_path / "run")]  # fmt: skip
+        with open(out, "w") as stdout, open(log, "w") as stderr:
+            worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+        worker.out, worker.log = out, log
+        workers.append(worker)
+    reports = [json.loads(out.strip().splitlines()[-1]) for out in wait_all(workers, 600)]
     assert all(r["replicas"] == 2 for r in reports)
     assert reports[0]["checksum"] == pytest.approx(reports[1]["checksum"], rel=1e-6)
     assert reports[0]["loss"] == pytest.approx(reports[1]["loss"], rel=1e-6)
