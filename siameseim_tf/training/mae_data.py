@@ -49,6 +49,7 @@ def make_mae_example(
     num_masked: int,
     crop_min: float = 0.2,
     antialias: bool = True,
+    interpolation: str = "bicubic",
 ) -> dict:
     """One example before batching: {"image": float32 [S, S, 3], "mask": int32 [N]}.
 
@@ -60,7 +61,7 @@ def make_mae_example(
     mask_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[2]
     grid = image_size // patch_size
     return {
-        "image": make_single_view(image, seed, image_size, crop_min, antialias),
+        "image": make_single_view(image, seed, image_size, crop_min, antialias, interpolation),
         "mask": random_mask(mask_seed, grid * grid, num_masked),
     }
 
@@ -75,6 +76,7 @@ def build_mae_dataset(
     crop_min: float = 0.2,
     seed: int = 0,
     antialias: bool = True,
+    interpolation: str = "bicubic",
     **pipeline_kwargs,
 ) -> tf.data.Dataset:
     """One augmented view + random mask per image, batched, shuffled, prefetched.
@@ -89,6 +91,7 @@ def build_mae_dataset(
             :class:`MAE` model was built with (``num_patches - num_visible``).
         image_size, patch_size: S and P of the model.
         crop_min: lower bound of the RandomResizedCrop area scale.
+        antialias, interpolation: the resize filter (SPEC default: bicubic, antialiased).
         seed: base seed of the per-sample stateless seeds.
         **pipeline_kwargs: ``shuffle``, ``shuffle_buffer``, ``repeat``, ``drop_remainder``,
             ``input_context``, ``num_parallel_calls`` of :func:`~siameseim_tf.data.build_dataset`.
@@ -113,6 +116,7 @@ def build_mae_dataset(
         num_masked=num_masked,
         crop_min=crop_min,
         antialias=antialias,
+        interpolation=interpolation,
     )
     return build_dataset(
         source,

@@ -72,39 +72,33 @@ def build_dataset(
     image_size: int,
     patch_size: int,
     num_masked: int,
-    num_patches: int,
     crop_min: float,
     seed: int,
+    fast_resize: bool = False,
 ):
-    """The distributed training stream of ``method``, sharded per input pipeline."""
+    """The distributed training stream of ``method``, sharded per input pipeline.
+
+    ``num_masked`` must be the model's own M. ``fast_resize``: bilinear without
+    antialiasing instead of SPEC's bicubic (about 1.5x the images/s, aliasing on shrink).
+    """
     if method == "siameseim":
-        from siameseim_tf.data import build_pretraining_dataset
-
-        def dataset_fn(context):
-            return build_pretraining_dataset(
-                source,
-                global_batch_size,
-                image_size=image_size,
-                patch_size=patch_size,
-                num_masked=num_masked,
-                crop_min=crop_min,
-                seed=seed,
-                input_context=context,
-            )
+        from siameseim_tf.data import build_pretraining_dataset as builder
     else:
-        from siameseim_tf.training.mae_data import build_mae_dataset
+        from siameseim_tf.training.mae_data import build_mae_dataset as builder
+    resize = dict(interpolation="bilinear", antialias=False) if fast_resize else {}
 
-        def dataset_fn(context):
-            return build_mae_dataset(
-                source,
-                global_batch_size,
-                image_size=image_size,
-                patch_size=patch_size,
-                num_masked=num_masked,  # the model's own count M (num_patches is unused)
-                crop_min=crop_min,
-                seed=seed,
-                input_context=context,
-            )
+    def dataset_fn(context):
+        return builder(
+            source,
+            global_batch_size,
+            image_size=image_size,
+            patch_size=patch_size,
+            num_masked=num_masked,
+            crop_min=crop_min,
+            seed=seed,
+            input_context=context,
+            **resize,
+        )
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -158,6 +152,7 @@ def pretrain(
     log_every_steps: int = 0,
     verbose: int | str = 1,
     jit_compile: bool | None = None,
+    fast_resize: bool = False,
     strategy=None,
     extra_callbacks: list | None = None,
 ):
@@ -176,6 +171,8 @@ def pretrain(
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
         jit_compile: XLA-compile the train step; default: on with one replica only.
+        fast_resize: bilinear view resizing without antialiasing (faster input pipeline)
+            instead of SPEC's bicubic.
         strategy: default :func:`select_strategy`.
 
     Returns:
@@ -213,9 +210,9 @@ def pretrain(
         image_size=image_size,
         patch_size=patch_size,
         num_masked=model.num_patches - model.num_visible,
-        num_patches=model.num_patches,
         crop_min=crop_min,
         seed=seed,
+        fast_resize=fast_resize,
     )
     callbacks = make_callbacks(
         output_dir,
