@@ -3,6 +3,7 @@ per-step loss recorder."""
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import keras
@@ -11,8 +12,10 @@ import keras
 class TimeBudget(keras.callbacks.Callback):
     """Stops training once ``seconds`` of wall-clock time have passed since training began.
 
-    Checked after every batch; ``steps`` counts the optimizer steps actually done and
-    ``exhausted`` tells whether the budget (not the epoch count) ended training.
+    Checked after every batch; ``steps`` counts the optimizer steps actually done,
+    ``exhausted`` tells whether the budget (not the epoch count) ended training and
+    :meth:`seconds_per_step` is the median step time (the first steps, which compile, are
+    left out when there are enough).
     """
 
     def __init__(self, seconds: float | None):
@@ -22,19 +25,27 @@ class TimeBudget(keras.callbacks.Callback):
         self.exhausted = False
         self.elapsed = 0.0
         self._start = 0.0
+        self._ends: list[float] = []
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
-        self.elapsed = time.perf_counter() - self._start
+        self._ends.append(time.perf_counter())
+        self.elapsed = self._ends[-1] - self._start
         if self.seconds is not None and self.elapsed >= self.seconds:
             self.exhausted = True
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         self.elapsed = time.perf_counter() - self._start
+
+    def seconds_per_step(self, skip: int = 3) -> float:
+        """Median wall-clock seconds between consecutive steps (NaN before two steps)."""
+        ends = self._ends[skip:] if len(self._ends) > skip + 2 else self._ends
+        gaps = [b - a for a, b in zip(ends, ends[1:])]
+        return statistics.median(gaps) if gaps else float("nan")
 
 
 class LossRecorder(keras.callbacks.Callback):

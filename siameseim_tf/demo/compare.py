@@ -22,6 +22,7 @@ def evaluate_features(
     linear_options: dict[str, Any] | None = None,
     seed: int = 0,
     progress: bool = True,
+    batch_size: int = 1024,
 ) -> dict[str, dict[str, Any]]:
     """Runs linear probe, k-NN and few-shot for every extractor.
 
@@ -31,6 +32,7 @@ def evaluate_features(
         image_size: S (the encoder's; pixels are resized to it too).
         cache_dir: feature cache: each encoder's features are extracted once.
         linear_options: keyword arguments of the linear probe (epochs, batch_size).
+        batch_size: images per encoder call in feature extraction.
 
     Returns:
         name -> {protocol: evaluate()'s metrics for that protocol, "seconds": {...}}.
@@ -48,6 +50,7 @@ def evaluate_features(
                 train,
                 test,
                 image_size,
+                batch_size=batch_size,
                 cache_dir=cache_dir,
                 progress=progress,
                 seed=seed,

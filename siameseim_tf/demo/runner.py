@@ -81,6 +81,7 @@ def pretrain_encoder(config: dict, images: np.ndarray, output: str, settings, se
         "epochs_done": len(history.history.get("loss", [])),
         "steps": budget.steps,
         "seconds": round(budget.elapsed, 1),
+        "seconds_per_step": round(budget.seconds_per_step(), 4),
         "budget_exhausted": budget.exhausted,
         "final_epoch_loss": float(history.history["loss"][-1]),
     }
@@ -106,8 +107,10 @@ def report_inputs(encoder, train, test, image_size, cache_dir, settings, seed):
     from siameseim_tf.demo.report import nearest_neighbours, project_2d
     from siameseim_tf.evaluation import extract_features
 
-    train_f = extract_features(encoder, train[0], image_size, cache_dir=cache_dir)["pooled"]
-    test_f = extract_features(encoder, test[0], image_size, cache_dir=cache_dir)["pooled"]
+    train_f, test_f = (
+        extract_features(encoder, x, image_size, 1024, cache_dir)["pooled"]
+        for x in (train[0], test[0])
+    )
     rng = np.random.default_rng(seed)
     shown = rng.choice(len(test_f), min(settings.embedding_points, len(test_f)), replace=False)
     print(f"[demo] {settings.projection} of {len(shown)} test embeddings", flush=True)
