@@ -2,7 +2,27 @@
 
 Command:
     siameseim demo --output runs/demo          (or: make demo)
-Expected: (being tuned; see docs/demo.md)
+Expected (measured, seed 0, 2 CPU cores shared with other jobs, see docs/demo.md):
+    pretraining 3 epochs x 234 steps of 256 images, ~11 min, UniGrad loss 1.96 -> 0.64;
+    test top-1 (60k train / 10k test features):
+                    linear   k-NN   1 % few-shot
+      pretrained     82.4    80.5    72.0
+      random init    77.1    72.8    63.4
+      raw pixels     81.5    84.1    77.0
+    The pretrained encoder beats its random-init self on all three protocols (+5.3 linear)
+    and raw pixels on the linear probe only; k-NN and few-shot on raw pixels stay ahead
+    after this little pretraining.
+
+Deviations from the paper recipe (SPEC §6), all for a CPU budget of ~10 minutes:
+    - 28 px images, patch 7: a 4 x 4 grid (N 16, M 10 = 62 %, as 118 / 196); patch 4
+      (N 49) costs ~3x more per step and leaves only one epoch in the budget.
+    - encoder E 192, 4 blocks, 3 heads (ViT-Tiny width, a third of its depth); decoder
+      D 128, 4 heads, projector 1 block, predictor 2 blocks (paper: 768, 16, 2, 4).
+    - batch 256, base_lr 1e-3 (paper 6.25e-5 at batch 4096: too slow for 700 steps),
+      warmup 1 epoch of 3 (paper 40 of 1600), crop_min 0.3 (paper 0.08: crops of 8 % of
+      a 28 px image are a few pixels), float32 (no mixed precision on CPU).
+    - weight decay 0.05, betas, clipping 1.0, momentum 0.995 -> 1, UniGrad 0.02, BatchNorm
+      in the decoder and the frozen patch embedding are the paper's.
 """
 
 CONFIG = {
@@ -22,17 +42,20 @@ CONFIG = {
         clip_grad_norm=1.0,
     ),
     "train": dict(
-        epochs=6,
+        epochs=3,
         global_batch_size=256,
         base_lr=1e-3,
         warmup_epochs=1,
+        weight_decay=0.05,
         crop_min=0.3,
         precision="float32",
     ),
 }
 
 DEMO = dict(
-    linear_epochs=30,
+    linear_epochs=30,  # SPEC 90; features are fixed, 30 epochs of 60k are enough here
     linear_batch_size=1024,
-    budget_minutes=11,
+    budget_minutes=11,  # safety cap on pretraining; the 3 epochs normally end before it
+    embedding_points=1500,
+    projection="tsne",
 )

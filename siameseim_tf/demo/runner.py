@@ -12,6 +12,8 @@ import numpy as np
 
 from siameseim_tf.demo.settings import DemoSettings
 
+PROJECTION_NAMES = {"tsne": "t-SNE", "pca": "PCA"}
+
 
 def load_splits(data: str | None, image_size: int, settings: DemoSettings, seed: int):
     """(pretraining images, (train x, y), (test x, y)); evaluation subsets are seeded."""
@@ -117,7 +119,7 @@ def report_inputs(encoder, train, test, image_size, cache_dir, settings, seed):
     embedding = {
         "points": project_2d(test_f[shown], settings.projection, seed),
         "labels": test[1][shown],
-        "title": f"{settings.projection.upper()} of pretrained test embeddings (pooled)",
+        "title": f"{PROJECTION_NAMES[settings.projection]} of pretrained test embeddings (pooled)",
     }
     queries = rng.choice(len(test_f), settings.retrieval_queries, replace=False)
     retrieval = {
