@@ -1,7 +1,8 @@
 """Training-step speed of SiameseIM on this machine: images/s and model FLOPs utilisation.
 
 MFU = model FLOPs per step (siameseim_tf.models.flops) / step time / measured matmul peak
-(float32 tf.matmul, the same cores). Median over repeats; JSON out.
+(float32 tf.matmul, the same cores, measured in the same round). Variants run round-robin
+so background load hits them alike; medians over rounds; JSON out.
 
     python benchmarks/train_step.py --presets tiny small --output train_step.json
     python benchmarks/train_step.py --baseline-torch   # + the PyTorch reference forward/backward
@@ -77,6 +78,7 @@ def time_steps(step, steps: int, repeats: int) -> list[float]:
 
 
 def keras_step(arguments: dict, batch_size: int, jit_compile: bool):
+
     model = SiameseIM(**arguments)
     model.compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=jit_compile)
     batch = random_batch(
@@ -97,7 +99,7 @@ def torch_step(arguments: dict, batch_size: int):
 
     from tests.convert.torch_reference import SiameseIMReference, to_torch_inputs, unigrad
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(os.cpu_count())  # same cores as TensorFlow
     keys = (
         "image_size",
         "patch_size",
@@ -133,9 +135,93 @@ def torch_step(arguments: dict, batch_size: int):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
+
+
+class TorchWorker:
+    """The PyTorch step in its own process (thread pools of two frameworks in one process
+    starve each other), driven line by line: "STEPS" in, seconds per step out."""
+
+    def __init__(self, preset: str, args):
+        import subprocess
+
+        command = [
+            sys.executable,
+            __file__,
+            "--torch-worker",
+            preset,
+            "--image-size",
+            str(args.image_size),
+            "--batch-size",
+            str(args.batch_size),
+        ]
+        # Passive OpenMP waits: spinning threads are ruinous on a shared 2-core machine
+        # (measured 0.34 s vs 10.8 s per tiny step at 64 px with another job running).
+        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+
+    def __call__(self, steps: int = 1) -> float:
+        self.process.stdin.write(f"{steps}\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def torch_worker_loop(preset: str, args) -> None:
+    step = torch_step(model_arguments(preset, args.image_size), args.batch_size)
+    for line in sys.stdin:
+        print(time_steps(step, int(line), 1)[0], flush=True)
+
+
+def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
+    """Times every variant in round-robin (each repeat: peak, then each variant), so a
+    changing background load hits all of them alike; ratios are taken per round."""
+    arguments = model_arguments(preset, args.image_size)
+    flops = siameseim_step_flops(args.batch_size, **arguments)
+    steps = {
+        name: torch_step(arguments, args.batch_size)
+        if name == "torch"
+        else keras_step(arguments, args.batch_size, jit_compile=name == "keras_xla")
+        for name in variants
+    }
+    for step in steps.values():
+        step()  # compile / warm up
+    rounds = []
+    for _ in range(args.repeats):
+        peak = matmul_peak(repeats=1)
+        seconds = {name: time_steps(step, args.steps, 1)[0] for name, step in steps.items()}
+        rounds.append((peak, seconds))
+    runs = []
+    for name in variants:
+        seconds = [r[1][name] for r in rounds]
+        median = statistics.median(seconds)
+        run = {
+            "preset": preset,
+            "implementation": name,
+            "step_seconds": seconds,
+            "median_step_seconds": median,
+            "images_per_second": args.batch_size / median,
+            "model_gflops_per_step": flops / 1e9,
+            "mfu": statistics.median(
+                flops / t / (p * 1e9) for p, t in ((r[0], r[1][name]) for r in rounds)
+            ),
+        }
+        if "torch" in variants and name != "torch":
+            run["speedup_vs_torch"] = statistics.median(r[1]["torch"] / r[1][name] for r in rounds)
+        runs.append(run)
+        print(
+            f"{preset:6s} {name:10s} {run['images_per_second']:7.1f} img/s  "
+            f"MFU {run['mfu']:.1%}  x torch {run.get('speedup_vs_torch', 1.0):.2f}",
+            flush=True,
+        )
+    return runs
 
 
 def main() -> None:
@@ -147,47 +233,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--baseline-torch", action="store_true")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    peak = matmul_peak()
+    if args.torch_worker:
+        return torch_worker_loop(args.torch_worker, args)
+    variants = ["keras", "keras_xla"] + (["torch"] if args.baseline_torch else [])
     report = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "matmul_peak_gflops": peak,
-            "load_average": os.getloadavg(),
-        },
+        "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()},
         "batch_size": args.batch_size,
         "image_size": args.image_size,
+        "steps_per_timing": args.steps,
+        "repeats": args.repeats,
         "runs": [],
     }
-    variants = [("keras", False), ("keras_xla", True)] + (
-        [("torch", None)] if args.baseline_torch else []
-    )
     for preset in args.presets:
-        arguments = model_arguments(preset, args.image_size)
-        flops = siameseim_step_flops(args.batch_size, **arguments)
-        for name, jit in variants:
-            step = (
-                torch_step(arguments, args.batch_size)
-                if name == "torch"
-                else keras_step(arguments, args.batch_size, jit)
-            )
-            seconds = time_steps(step, args.steps, args.repeats)
-            median = statistics.median(seconds)
-            run = {
-                "preset": preset,
-                "implementation": name,
-                "step_seconds": seconds,
-                "median_step_seconds": median,
-                "images_per_second": args.batch_size / median,
-                "model_gflops_per_step": flops / 1e9,
-                "mfu": flops / median / (peak * 1e9),
-            }
-            report["runs"].append(run)
-            print(
-                f"{preset:6s} {name:10s} {run['images_per_second']:7.1f} img/s  "
-                f"MFU {run['mfu']:.1%}",
-                flush=True,
-            )
+        report["runs"] += measure_preset(preset, args, variants)
+    report["machine"]["load_average_end"] = os.getloadavg()
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
