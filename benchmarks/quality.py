@@ -124,14 +124,15 @@ def markdown(results: dict) -> str:
         "",
         results_table(results["top1"]),
         "",
-        "| method | steps done | s/step | epochs of the data | final loss |",
-        "|---|---|---|---|---|",
+        "| method | steps done | training time (s) | median s/step | epochs of the data | "
+        "final loss |",
+        "|---|---|---|---|---|---|",
     ]
     for method, run in results["pretraining"].items():
         seen = run["steps"] * run["config"]["train"]["global_batch_size"] / run["images"]
         lines.append(
-            f"| {METHOD_NAMES[method]} | {run['steps']} | {run['seconds_per_step']:.3f} | "
-            f"{seen:.2f} | {run['final_epoch_loss']:.4f} |"
+            f"| {METHOD_NAMES[method]} | {run['steps']} | {run['seconds']:.0f} | "
+            f"{run['seconds_per_step']:.3f} | {seen:.2f} | {run['final_epoch_loss']:.4f} |"
         )
     return "\n".join(lines) + "\n"
 
