@@ -114,6 +114,7 @@ def build_pretraining_dataset(
     seed: int = 0,
     antialias: bool = True,
     interpolation: str = "bicubic",
+    matmul_dtype: str = "auto",
     **pipeline_kwargs,
 ) -> tf.data.Dataset:
     """Two views + rel_pos + mask per image, batched, shuffled, prefetched.
@@ -133,7 +134,7 @@ def build_pretraining_dataset(
             ``input_context``, ``num_parallel_calls`` of :func:`build_dataset`.
     """
     config = ViewConfig(
-        image_size, patch_size, num_masked, crop_min, color, antialias, interpolation
+        image_size, patch_size, num_masked, crop_min, color, antialias, interpolation, matmul_dtype
     )
     return build_dataset(
         source,

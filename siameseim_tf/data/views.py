@@ -12,15 +12,11 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from siameseim_tf.data.color import VIEW1_PROBS, VIEW2_PROBS, apply_color, normalize
+from siameseim_tf.data.color import VIEW1_PROBS, VIEW2_PROBS, apply_color, to_model_input
 from siameseim_tf.data.color import sample_color_params as _color_params
-from siameseim_tf.data.crop import (
-    flipped_crop_resize,
-    original_box,
-    relative_position,
-    sample_crop,
-)
+from siameseim_tf.data.crop import original_box, relative_position, sample_crop
 from siameseim_tf.data.masking import mask_from_seed, masks_from_seeds
+from siameseim_tf.data.resize import crop_resize, matmul_dtype
 
 INTERPOLATIONS = ("bicubic", "bilinear")
 
@@ -35,13 +31,17 @@ class ViewConfig:
     crop_min: float = 0.2
     color: bool = True
     antialias: bool = True  # PIL-like antialiasing when downscaling
-    interpolation: str = "bicubic"  # SPEC; "bilinear" is the fast mode (docs/data_pipeline.md)
+    interpolation: str = "bicubic"  # SPEC; "bilinear" is the cheaper filter
+    # operands of the resize / blur matrix products: "auto" = bfloat16 on CPUs with native
+    # bfloat16 (AMX / AVX512-BF16), else float32 (docs/data_pipeline.md)
+    matmul_dtype: str = "auto"
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation {self.interpolation!r} not in {INTERPOLATIONS}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} not a multiple of {self.patch_size}")
+        matmul_dtype(self.matmul_dtype)  # validates
         if not 0 <= self.num_masked <= self.grid**2:
             raise ValueError(f"num_masked {self.num_masked} not in [0, {self.grid**2}]")
 
@@ -57,17 +57,18 @@ def as_seed(seed: int | tf.Tensor) -> tf.Tensor:
 
 
 def _one_view(image, seed, config, probs):
-    """uint8 [H, W, 3] -> (float32 [S, S, 3] in [0, 1], box int32 [4], flip bool [])."""
+    """uint8 [H, W, 3] -> (float32 [S, S, 3] normalised, box int32 [4], flip bool [])."""
     crop_seed, color_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     flip = tf.random.stateless_uniform([], flip_seed) < 0.5
     shape = tf.shape(image)
     box = sample_crop(crop_seed, shape[0], shape[1], config.crop_min)
-    view = flipped_crop_resize(
-        image, box, flip, config.image_size, config.antialias, config.interpolation
-    )
+    dtype = matmul_dtype(config.matmul_dtype)
+    view = crop_resize(
+        image, box, flip, config.image_size, config.interpolation, config.antialias, dtype
+    )  # [3, S, S]
     if config.color:
-        view = apply_color(view, _color_params(color_seed, probs), probs)
-    return view, box, flip
+        view = apply_color(view, _color_params(color_seed, probs), probs, dtype)
+    return to_model_input(view), box, flip  # [S, S, 3], normalised
 
 
 def _views(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig):
@@ -80,7 +81,7 @@ def _views(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig):
     width = tf.shape(image)[1]
     rel_pos = relative_position(box1, box2, flip1, flip2, width)  # [6]
     boxes = tf.stack([original_box(box1, flip1, width), original_box(box2, flip2, width)])
-    return normalize(view1), normalize(view2), rel_pos, boxes
+    return view1, view2, rel_pos, boxes
 
 
 def make_views(
@@ -91,6 +92,7 @@ def make_views(
     crop_min: float = 0.2,
     antialias: bool = True,
     interpolation: str = "bicubic",
+    matmul_dtype: str = "auto",
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """The two views of one image (SPEC §1), a pure function of (image, seed).
 
@@ -98,7 +100,8 @@ def make_views(
         image: uint8 [H, W, 3].
         seed: int, or int [2] tensor (e.g. (base_seed, element_index)).
         color: False skips the colour pipelines (flip + crop + resize + normalise only).
-        antialias, interpolation: the resize filter (see :class:`ViewConfig`).
+        antialias, interpolation, matmul_dtype: the resize filter and the operand type of
+            the resize / blur products (see :class:`ViewConfig`).
     Returns:
         view1, view2: float32 [S, S, 3], ImageNet-normalised.
         rel_pos: float32 [6] = (delta_i, delta_j, delta_h, delta_w, relative_flip,
@@ -109,7 +112,9 @@ def make_views(
             flipped = 1 (view column fraction u <-> original x = left + (1 - u) * width).
     """
     # patch size / mask count are unused by the views
-    config = ViewConfig(image_size, image_size, 0, crop_min, color, antialias, interpolation)
+    config = ViewConfig(
+        image_size, image_size, 0, crop_min, color, antialias, interpolation, matmul_dtype
+    )
     return _views(image, seed, config)
 
 
@@ -120,16 +125,19 @@ def make_single_view(
     crop_min: float = 0.2,
     antialias: bool = True,
     interpolation: str = "bicubic",
+    matmul_dtype: str = "auto",
 ) -> tf.Tensor:
     """One flip + random resized crop view, no colour: float32 [S, S, 3], ImageNet-normalised.
 
     Equals view 1 of ``make_views(image, seed, color=False, ...)`` (same seed split), so a
     single-view method (MAE) and SiameseIM see the same geometry for the same sample seed.
     """
-    config = ViewConfig(image_size, image_size, 0, crop_min, False, antialias, interpolation)
+    config = ViewConfig(
+        image_size, image_size, 0, crop_min, False, antialias, interpolation, matmul_dtype
+    )
     view_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[0]
     view, _, _ = _one_view(tf.convert_to_tensor(image), view_seed, config, None)
-    return tf.ensure_shape(normalize(view), [image_size, image_size, 3])
+    return tf.ensure_shape(view, [image_size, image_size, 3])
 
 
 def mask_seed(seed: int | tf.Tensor) -> tf.Tensor:

@@ -13,6 +13,7 @@ from siameseim_tf.data import make_views
 from siameseim_tf.data.color import (
     VIEW1_PROBS,
     VIEW2_PROBS,
+    adjust_hue,
     color_jitter,
     gaussian_blur,
     sample_color_params,
@@ -82,17 +83,22 @@ def _only(op: int, **factors):
     }
 
 
+def _jitter_channels_last(x: np.ndarray, params) -> np.ndarray:
+    """The library works on channels-first views; tests state the maths channels-last."""
+    return color_jitter(tf.constant(x.transpose(2, 0, 1)), params).numpy().transpose(1, 2, 0)
+
+
 def test_jitter_ops_follow_torchvision_semantics():
     rng = np.random.default_rng(3)
     x = rng.random((6, 5, 3)).astype(np.float32)
     gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
-    out = color_jitter(tf.constant(x), _only(0, brightness=1.3)).numpy()
+    out = _jitter_channels_last(x, _only(0, brightness=1.3))
     np.testing.assert_allclose(out, np.clip(x * 1.3, 0, 1), atol=1e-6)
-    out = color_jitter(tf.constant(x), _only(1, contrast=0.7)).numpy()
+    out = _jitter_channels_last(x, _only(1, contrast=0.7))
     np.testing.assert_allclose(out, np.clip(0.7 * x + 0.3 * gray.mean(), 0, 1), atol=1e-6)
-    out = color_jitter(tf.constant(x), _only(2, saturation=1.2)).numpy()
+    out = _jitter_channels_last(x, _only(2, saturation=1.2))
     np.testing.assert_allclose(out, np.clip(1.2 * x - 0.2 * gray[..., None], 0, 1), atol=1e-6)
-    out = color_jitter(tf.constant(x), _only(3, hue=0.07)).numpy()
+    out = _jitter_channels_last(x, _only(3, hue=0.07))
     expect = np.array(
         [
             colorsys.hsv_to_rgb((hsv[0] + 0.07) % 1.0, hsv[1], hsv[2])
@@ -103,7 +109,7 @@ def test_jitter_ops_follow_torchvision_semantics():
 
 
 def test_jitter_order_matters_and_is_used():
-    x = tf.constant(np.random.default_rng(4).random((4, 4, 3)), tf.float32)
+    x = tf.constant(np.random.default_rng(4).random((3, 4, 4)), tf.float32)
     a = _only(0, brightness=1.4, contrast=0.6)  # brightness then contrast
     b = _only(1, brightness=1.4, contrast=0.6)  # contrast then brightness
     assert not np.allclose(color_jitter(x, a).numpy(), color_jitter(x, b).numpy())
@@ -115,10 +121,42 @@ def test_solarize_is_exact():
     np.testing.assert_allclose(out, np.where(v < 128, v, 255 - v), atol=1e-4)
 
 
+@pytest.mark.parametrize("delta", [-0.1, -0.03, 0.0, 0.07, 0.1])
+def test_hue_equals_tensorflow_kernel(delta):
+    """Own plane-wise hue rotation == tf.image.adjust_hue (same hexcone HSV maths),
+    including grey pixels, saturated primaries and both wrap-arounds."""
+    rng = np.random.default_rng(6)
+    x = rng.random((12, 12, 3)).astype(np.float32)
+    x[0, :4] = [[0.5, 0.5, 0.5], [1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    x[1, :3] = [[1, 1, 0], [0, 0, 0], [1, 1, 1]]
+    expect = tf.image.adjust_hue(x, delta).numpy()
+    out = adjust_hue(tf.constant(x.transpose(2, 0, 1)), tf.constant(delta)).numpy()
+    np.testing.assert_allclose(out.transpose(1, 2, 0), expect, atol=2e-6)
+
+
+def _blur_reference(x: np.ndarray, sigma: float) -> np.ndarray:
+    """[3, S, S]: reflect-pad by 6 and convolve with the 13-tap kernel, rows then columns."""
+    k = np.exp(-0.5 * (np.arange(-6, 7) / sigma) ** 2)
+    k /= k.sum()
+    padded = np.pad(x, [(0, 0), (6, 6), (6, 6)], mode="reflect")
+    rows = sum(k[t] * padded[:, t : t + x.shape[1], :] for t in range(13))
+    return sum(k[t] * rows[:, :, t : t + x.shape[2]] for t in range(13))
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.7, 2.0])
+def test_blur_matrix_equals_reflect_padded_convolution(sigma):
+    x = np.random.default_rng(7).random((3, 20, 20)).astype(np.float32)
+    out = gaussian_blur(tf.constant(x), tf.constant(sigma)).numpy()
+    np.testing.assert_allclose(out, _blur_reference(x, sigma), atol=1e-5)
+    # bfloat16 operands: within the 8-bit precision of the reference pipeline (PIL, uint8)
+    out16 = gaussian_blur(tf.constant(x), tf.constant(sigma), tf.bfloat16).numpy()
+    assert np.abs(out16 - _blur_reference(x, sigma)).max() < 2.0 / 255
+
+
 def test_blur():
-    const = tf.fill([20, 20, 3], 0.7)
+    const = tf.fill([3, 20, 20], 0.7)
     np.testing.assert_allclose(gaussian_blur(const, tf.constant(2.0)).numpy(), 0.7, atol=1e-6)
-    x = tf.constant(np.random.default_rng(5).random((20, 20, 3)), tf.float32)
+    x = tf.constant(np.random.default_rng(5).random((3, 20, 20)), tf.float32)
     np.testing.assert_allclose(gaussian_blur(x, tf.constant(0.1)).numpy(), x.numpy(), atol=1e-5)
     blurred = gaussian_blur(x, tf.constant(2.0)).numpy()
     assert blurred.std() < 0.5 * x.numpy().std()
