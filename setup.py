@@ -22,7 +22,8 @@ setup(
     # configs/ (the recipes) installs as the package siameseim_tf.configs.
     packages=find_packages(include=["siameseim_tf", "siameseim_tf.*"]) + ["siameseim_tf.configs"],
     package_dir={"siameseim_tf.configs": "configs"},
-    package_data={"siameseim_tf": ["py.typed"]},
+    # the fused view kernel is compiled from source on first use (siameseim_tf/data/native)
+    package_data={"siameseim_tf": ["py.typed"], "siameseim_tf.data.native": ["*.cc", "*.h"]},
     install_requires=["numpy>=1.26", "pillow>=10", "tqdm>=4.66"],
     extras_require={
         # Training / evaluation / export: the full TensorFlow stack.

@@ -61,6 +61,12 @@ class SkipReport:
             self._attempted.add(key.decode("utf-8", "replace"))
         return key
 
+    def note_attempts(self, keys) -> bool:
+        """A batch of keys (numpy array of bytes) about to be decoded."""
+        with self._lock:
+            self._attempted.update(k.decode("utf-8", "replace") for k in keys)
+        return True
+
     def note_decoded(self, key: bytes) -> bool:
         with self._lock:
             self._decoded.add(key.decode("utf-8", "replace"))

@@ -40,7 +40,8 @@ def sample_crop(seed: tf.Tensor, height: tf.Tensor, width: tf.Tensor, crop_min: 
     i = tf.floor(u[2] * (h_img - h + 1.0))
     j = tf.floor(u[3] * (w_img - w + 1.0))
     first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
-    tried = tf.cast(tf.stack([i[first], j[first], h[first], w[first]]), tf.int32)  # [4]
+    # gather, not i[first]: a data-dependent slice would make XLA recompile per value
+    tried = tf.cast(tf.gather(tf.stack([i, j, h, w]), first, axis=1), tf.int32)  # [4]
 
     # Fallback: centre crop with the ratio clamped into [3/4, 4/3].
     in_ratio = w_img / h_img

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from siameseim_tf.data.color import VIEW1_PROBS, VIEW2_PROBS, apply_color, to_model_input
+from siameseim_tf.data import native
+from siameseim_tf.data.color import VIEW1_PROBS, VIEW2_PROBS, apply_color, finish_views
 from siameseim_tf.data.color import sample_color_params as _color_params
 from siameseim_tf.data.crop import original_box, relative_position, sample_crop
 from siameseim_tf.data.masking import mask_from_seed, masks_from_seeds
 from siameseim_tf.data.resize import crop_resize, matmul_dtype
 
 INTERPOLATIONS = ("bicubic", "bilinear")
+BACKENDS = ("auto", "fused", "tf")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class ViewConfig:
     # operands of the resize / blur matrix products: "auto" = bfloat16 on CPUs with native
     # bfloat16 (AMX / AVX512-BF16), else float32 (docs/data_pipeline.md)
     matmul_dtype: str = "auto"
+    # "auto": the fused C++ kernel (native/) when it can be built here, else TF ops;
+    # "fused" requires the kernel; "tf" forces TF ops (the reference implementation)
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -42,6 +47,8 @@ class ViewConfig:
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} not a multiple of {self.patch_size}")
         matmul_dtype(self.matmul_dtype)  # validates
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r} not in {BACKENDS}")
         if not 0 <= self.num_masked <= self.grid**2:
             raise ValueError(f"num_masked {self.num_masked} not in [0, {self.grid**2}]")
 
@@ -56,32 +63,114 @@ def as_seed(seed: int | tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.zeros([], tf.int64), seed]) if seed.shape.rank == 0 else seed
 
 
-def _one_view(image, seed, config, probs):
-    """uint8 [H, W, 3] -> (float32 [S, S, 3] normalised, box int32 [4], flip bool [])."""
-    crop_seed, color_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    flip = tf.random.stateless_uniform([], flip_seed) < 0.5
-    shape = tf.shape(image)
-    box = sample_crop(crop_seed, shape[0], shape[1], config.crop_min)
+@tf.function(jit_compile=True)
+def _plan(seed: tf.Tensor, height: tf.Tensor, width: tf.Tensor, crop_min: float, views: tuple):
+    """Every random draw of a sample, as one XLA computation (~150 scalar-sized operations
+    that, run one by one, cost more CPU than the pixels): per view a crop box (flipped
+    frame) int32 [4], a flip and its colour parameters; plus rel_pos and original boxes.
+
+    ``views``: a colour-probability object per view (``None`` = geometry only). Each view
+    takes its share of ``stateless_split(seed, 3)`` (the third share is the mask's).
+    """
+    shares = tf.random.experimental.stateless_split(seed, 3)
+    boxes, flips, params = [], [], []
+    for view_seed, probs in zip(tf.unstack(shares)[: len(views)], views):
+        crop_seed, color_seed, flip_seed = tf.unstack(
+            tf.random.experimental.stateless_split(view_seed, 3)
+        )
+        flips.append(tf.random.stateless_uniform([], flip_seed) < 0.5)
+        boxes.append(sample_crop(crop_seed, height, width, crop_min))
+        params.append(None if probs is None else _color_params(color_seed, probs))
+    plan = {"boxes": tf.stack(boxes), "flips": tf.stack(flips), "color": params}
+    if len(views) == 2:
+        plan["rel_pos"] = relative_position(boxes[0], boxes[1], flips[0], flips[1], width)
+        plan["original_boxes"] = tf.stack(
+            [original_box(b, f, width) for b, f in zip(boxes, flips)]
+        )  # [2, 5]
+    return plan
+
+
+def _fused_kernel(config: ViewConfig):
+    """The fused C++ view op, or None for the TF-op path (``config.backend``)."""
+    if config.backend == "tf":
+        return None
+    module = tf.autograph.experimental.do_not_convert(native.load)()
+    if module is None and config.backend == "fused":
+        raise RuntimeError(f"backend='fused' but the kernel is unavailable: {native.status()}")
+    return module
+
+
+def _render(image: tf.Tensor, plan: dict, config: ViewConfig, views: tuple, finish: bool):
+    """The views of a plan: crop + flip + resize, colour (+ normalise).
+
+    Returns (views, finished): ImageNet-normalised [S, S, 3] views if ``finished``, else
+    channels-first [3, S, S] in [0, 1] (:func:`finish_views` completes them). The fused
+    kernel always finishes; the TF-op path only if ``finish``.
+    """
+    kernel = _fused_kernel(config)
+    if kernel is not None:
+        return _render_fused(kernel, image, plan, config, views), True
     dtype = matmul_dtype(config.matmul_dtype)
-    view = crop_resize(
-        image, box, flip, config.image_size, config.interpolation, config.antialias, dtype
-    )  # [3, S, S]
-    if config.color:
-        view = apply_color(view, _color_params(color_seed, probs), probs, dtype)
-    return to_model_input(view), box, flip  # [S, S, 3], normalised
+    resized = crop_resize(
+        image,
+        plan["boxes"],
+        plan["flips"],
+        config.image_size,
+        config.interpolation,
+        config.antialias,
+        dtype,
+    )  # [3, S, S] each
+    out = [
+        view if probs is None else apply_color(view, params, probs, dtype)
+        for view, params, probs in zip(resized, plan["color"], views)
+    ]
+    return ([finish_views(v) for v in out] if finish else out), finish
 
 
-def _views(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig):
+def _render_fused(kernel, image: tf.Tensor, plan: dict, config: ViewConfig, views: tuple):
+    boxes, flips = plan["boxes"], plan["flips"]  # [K, 4] in the flipped frame, [K]
+    lefts = tf.where(flips, tf.shape(image)[1] - boxes[:, 1] - boxes[:, 3], boxes[:, 1])
+    regions = tf.stack([boxes[:, 0], lefts, boxes[:, 2], boxes[:, 3]], axis=1)
+    count = len(views)
+    no_color = {"order": tf.range(4), "flags": tf.zeros([4], tf.bool), "factors": tf.ones([5])}
+    specs = []
+    for params in plan["color"]:
+        if params is None:
+            specs.append(no_color)
+            continue
+        factors = [params[k] for k in ("brightness", "contrast", "saturation", "hue", "sigma")]
+        flags = [params[k] for k in ("jitter", "grayscale", "blur", "solarize")]
+        specs.append(
+            {"order": params["order"], "flags": tf.stack(flags), "factors": tf.stack(factors)}
+        )
+    out = kernel.sim_fused_views(
+        image,
+        regions,
+        flips,
+        tf.stack([spec["factors"] for spec in specs]),
+        tf.stack([spec["order"] for spec in specs]),
+        tf.stack([spec["flags"] for spec in specs]),
+        size=config.image_size,
+        bicubic=config.interpolation == "bicubic",
+        antialias=config.antialias,
+    )  # [K, S, S, 3]
+    return tf.unstack(out, num=count)
+
+
+def _checked(image: tf.Tensor) -> tf.Tensor:
     image = tf.convert_to_tensor(image)
     if image.dtype != tf.uint8:
         raise TypeError(f"image must be uint8 [H, W, 3], got {image.dtype}")
-    s1, s2, _ = tf.unstack(tf.random.experimental.stateless_split(as_seed(seed), 3))
-    view1, box1, flip1 = _one_view(image, s1, config, VIEW1_PROBS)
-    view2, box2, flip2 = _one_view(image, s2, config, VIEW2_PROBS)
-    width = tf.shape(image)[1]
-    rel_pos = relative_position(box1, box2, flip1, flip2, width)  # [6]
-    boxes = tf.stack([original_box(box1, flip1, width), original_box(box2, flip2, width)])
-    return view1, view2, rel_pos, boxes
+    return image
+
+
+def _views(image: tf.Tensor, seed: tf.Tensor, config: ViewConfig, finish: bool = True):
+    image = _checked(image)
+    shape = tf.shape(image)
+    views = (VIEW1_PROBS, VIEW2_PROBS) if config.color else (None, None)
+    plan = _plan(as_seed(seed), shape[0], shape[1], config.crop_min, views)
+    (view1, view2), finished = _render(image, plan, config, views, finish)
+    return view1, view2, plan["rel_pos"], plan["original_boxes"], finished
 
 
 def make_views(
@@ -93,6 +182,7 @@ def make_views(
     antialias: bool = True,
     interpolation: str = "bicubic",
     matmul_dtype: str = "auto",
+    backend: str = "auto",
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """The two views of one image (SPEC §1), a pure function of (image, seed).
 
@@ -100,8 +190,9 @@ def make_views(
         image: uint8 [H, W, 3].
         seed: int, or int [2] tensor (e.g. (base_seed, element_index)).
         color: False skips the colour pipelines (flip + crop + resize + normalise only).
-        antialias, interpolation, matmul_dtype: the resize filter and the operand type of
-            the resize / blur products (see :class:`ViewConfig`).
+        antialias, interpolation, matmul_dtype, backend: the resize filter, the operand
+            type of the TF path's resize / blur products and the implementation (fused
+            C++ kernel or TF ops), see :class:`ViewConfig`.
     Returns:
         view1, view2: float32 [S, S, 3], ImageNet-normalised.
         rel_pos: float32 [6] = (delta_i, delta_j, delta_h, delta_w, relative_flip,
@@ -113,9 +204,10 @@ def make_views(
     """
     # patch size / mask count are unused by the views
     config = ViewConfig(
-        image_size, image_size, 0, crop_min, color, antialias, interpolation, matmul_dtype
+        image_size, image_size, 0, crop_min, color, antialias, interpolation, matmul_dtype, backend
     )
-    return _views(image, seed, config)
+    view1, view2, rel_pos, boxes, _ = _views(image, seed, config)
+    return view1, view2, rel_pos, boxes
 
 
 def make_single_view(
@@ -126,6 +218,7 @@ def make_single_view(
     antialias: bool = True,
     interpolation: str = "bicubic",
     matmul_dtype: str = "auto",
+    backend: str = "auto",
 ) -> tf.Tensor:
     """One flip + random resized crop view, no colour: float32 [S, S, 3], ImageNet-normalised.
 
@@ -133,10 +226,12 @@ def make_single_view(
     single-view method (MAE) and SiameseIM see the same geometry for the same sample seed.
     """
     config = ViewConfig(
-        image_size, image_size, 0, crop_min, False, antialias, interpolation, matmul_dtype
+        image_size, image_size, 0, crop_min, False, antialias, interpolation, matmul_dtype, backend
     )
-    view_seed = tf.random.experimental.stateless_split(as_seed(seed), 3)[0]
-    view, _, _ = _one_view(tf.convert_to_tensor(image), view_seed, config, None)
+    image = _checked(image)
+    shape = tf.shape(image)
+    plan = _plan(as_seed(seed), shape[0], shape[1], crop_min, (None,))
+    (view,), _ = _render(image, plan, config, (None,), finish=True)
     return tf.ensure_shape(view, [image_size, image_size, 3])
 
 
@@ -157,22 +252,39 @@ def make_example(
 
     Returns {"view1", "view2": float32 [S, S, 3], "rel_pos": float32 [6],
     "mask": int32 [N] with exactly ``num_masked`` ones}. With ``with_mask=False`` the
-    mask is left to :func:`add_masks` after batching: "mask_seed" int64 [2] instead.
+    per-batch work is left to :func:`finish_batch`: "mask_seed" int64 [2] instead of
+    "mask" and, on the TF-op path, "view1_planes" / "view2_planes" float32 [3, S, S] in
+    [0, 1] (not normalised, channels first) instead of "view1" / "view2".
     """
-    view1, view2, rel_pos, _ = _views(image, seed, config)
+    view1, view2, rel_pos, _, finished = _views(image, seed, config, finish=with_mask)
     size = config.image_size
-    example = {
+    rel_pos = tf.ensure_shape(rel_pos, [6])
+    if not with_mask:
+        views = (
+            {"view1": view1, "view2": view2}
+            if finished
+            else {"view1_planes": view1, "view2_planes": view2}
+        )
+        shape = [size, size, 3] if finished else [3, size, size]
+        views = {k: tf.ensure_shape(v, shape) for k, v in views.items()}
+        return views | {"rel_pos": rel_pos, "mask_seed": mask_seed(seed)}
+    return {
         "view1": tf.ensure_shape(view1, [size, size, 3]),
         "view2": tf.ensure_shape(view2, [size, size, 3]),
-        "rel_pos": tf.ensure_shape(rel_pos, [6]),
+        "rel_pos": rel_pos,
+        "mask": example_mask(seed, config),
     }
-    if with_mask:
-        return example | {"mask": example_mask(seed, config)}
-    return example | {"mask_seed": mask_seed(seed)}
 
 
-def add_masks(batch: dict[str, tf.Tensor], config: ViewConfig) -> dict[str, tf.Tensor]:
-    """Batch of ``make_example(..., with_mask=False)`` -> the batch contract: "mask_seed"
-    int64 [B, 2] replaced by "mask" int32 [B, N] (same masks as per-element, one call)."""
+def finish_batch(batch: dict[str, tf.Tensor], config: ViewConfig) -> dict[str, tf.Tensor]:
+    """Batch of ``make_example(..., with_mask=False)`` -> the batch contract: views
+    normalised and made channels last, "mask_seed" int64 [B, 2] replaced by "mask" int32
+    [B, N]. Equal to per-element ``make_example``; done per batch because one operation
+    on B views costs far less than B operations (TF's per-operation overhead), and the
+    masks are drawn in one Python call instead of B."""
     masks = masks_from_seeds(batch["mask_seed"], config.grid, config.num_masked)
-    return {k: v for k, v in batch.items() if k != "mask_seed"} | {"mask": masks}
+    views = {
+        name: batch[name] if name in batch else finish_views(batch[f"{name}_planes"])
+        for name in ("view1", "view2")
+    }
+    return views | {"rel_pos": batch["rel_pos"], "mask": masks}

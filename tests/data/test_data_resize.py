@@ -24,16 +24,28 @@ def _smooth_image(seed: int = 0) -> np.ndarray:
 
 
 def _view(image, box, flip=False, dtype=tf.float32, interpolation="bicubic", antialias=True):
-    out = crop_resize(
+    (out,) = crop_resize(
         tf.constant(image),
-        tf.constant(box, tf.int32),
-        tf.constant(flip),
+        tf.constant([box], tf.int32),
+        tf.constant([flip]),
         SIZE,
         interpolation,
         antialias,
         dtype,
     )
     return out.numpy().transpose(1, 2, 0) * 255.0  # [S, S, 3] in pixel levels
+
+
+def test_several_views_at_once_equal_one_at_a_time():
+    image = _smooth_image(5)
+    flips = [False, True, True, False]
+    together = crop_resize(
+        tf.constant(image), tf.constant(BOXES, tf.int32), tf.constant(flips), SIZE
+    )
+    for view, box, flip in zip(together, BOXES, flips):
+        np.testing.assert_allclose(
+            view.numpy().transpose(1, 2, 0) * 255.0, _view(image, box, flip), atol=1e-4
+        )
 
 
 @pytest.mark.parametrize("in_size", [5, 64, 100, 223, 224, 225, 500, 1999])
