@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,11 +16,24 @@ GRID = 4  # patch 8
 SHAPES = [(37, 53), (64, 64), (120, 45), (28, 28), (15, 200), (300, 12)]
 
 
-@tf.function(reduce_retracing=True)
-def _views_no_color(image, seed):
+def _views_no_color(image, seed, backend="auto"):
     # float32 products: the geometry checks below resolve a tenth of a pixel level
-    return make_views(
-        image, seed, color=False, image_size=SIZE, crop_min=0.08, matmul_dtype="float32"
+    return _views_fn(backend)(image, seed)
+
+
+@functools.cache
+def _views_fn(backend):
+    return tf.function(
+        lambda image, seed: make_views(
+            image,
+            seed,
+            color=False,
+            image_size=SIZE,
+            crop_min=0.08,
+            matmul_dtype="float32",
+            backend=backend,
+        ),
+        reduce_retracing=True,
     )
 
 
@@ -71,7 +86,8 @@ def test_rel_pos_matches_absolute_boxes_property():
     assert flips_seen == {(0, 0), (0, 1), (1, 0), (1, 1)}
 
 
-def test_boxes_describe_the_pixels():
+@pytest.mark.parametrize("backend", ["tf", "auto"])  # TF ops; the fused kernel when built
+def test_boxes_describe_the_pixels(backend):
     """A coordinate-ramp image: each view's pixels must show exactly its box."""
     height, width = 150, 220
     ramp = np.zeros((height, width, 3), np.uint8)
@@ -81,7 +97,7 @@ def test_boxes_describe_the_pixels():
     q = np.arange(SIZE // 4, 3 * SIZE // 4)  # interior output pixels
     flips = set()
     for k in range(12):
-        view1, view2, _, boxes = _views_no_color(image, tf.constant([3, k], tf.int64))
+        view1, view2, _, boxes = _views_no_color(image, tf.constant([3, k], tf.int64), backend)
         for view, (top, left, h, w, f) in zip((view1, view2), boxes.numpy()):
             flips.add(f)
             pix = (view.numpy() * IMAGENET_STD + IMAGENET_MEAN) * 255.0
