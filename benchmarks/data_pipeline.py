@@ -67,6 +67,7 @@ def throughput(
             antialias=not args.no_antialias,
             interpolation=args.interpolation,
             matmul_dtype=args.matmul_dtype,
+            backend=args.backend,
             color=stage == "full",
             num_parallel_calls=args.num_parallel_calls or tf.data.AUTOTUNE,
         )
@@ -306,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--no-antialias", action="store_true")
     parser.add_argument("--interpolation", default="bicubic", choices=["bicubic", "bilinear"])
+    parser.add_argument("--backend", default="auto", choices=["auto", "fused", "tf"])
     parser.add_argument("--matmul-dtype", default="auto", choices=["auto", "bfloat16", "float32"])
     parser.add_argument("--num-parallel-calls", type=int, default=0, help="0 = AUTOTUNE")
     parser.add_argument("--profile", action="store_true", help="per-stage ms per image")
@@ -314,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import tensorflow as tf
+
+    from siameseim_tf.data import native
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     result = {"config": vars(args).copy()}
@@ -331,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             "cores": args.cores,
             "load_average": [round(v, 2) for v in os.getloadavg()],
             "target_per_core": 300,
+            "fused_kernel": native.status() if args.backend != "tf" else "not used",
         }
         if args.profile:
             result["ms_per_image_one_core"] = profile(folder, args)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the demo need, on a fresh Debian/Ubuntu machine.
 #   - Debian package dataset-fashion-mnist (real images for the demo and integration tests)
+#   - g++ if missing (builds the fused input-pipeline kernel on first use)
 #   - this package with its [dev] extra (TensorFlow, Keras, keras-cv, tf2onnx, ONNX Runtime, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,19 @@ if [ ! -f "$FMNIST" ]; then
   else
     echo "[setup] Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'" >&2
     echo "[setup] (tests that need it will fail, the demo can use --data DIR instead)" >&2
+  fi
+fi
+
+# A C++ compiler builds the fused view kernel (siameseim_tf/data/native) on first use;
+# without one the input pipeline falls back to TF ops (slower, same views).
+if ! command -v g++ >/dev/null; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing g++ (fused input-pipeline kernel)"
+    apt-get install -y -q g++ >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q g++ >/dev/null; } \
+      || echo "[setup] g++ not installable: the input pipeline uses TF ops" >&2
+  else
+    echo "[setup] no g++: the input pipeline uses TF ops ('sudo apt-get install g++')" >&2
   fi
 fi
 

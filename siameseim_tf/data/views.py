@@ -143,18 +143,18 @@ def _render_fused(kernel, image: tf.Tensor, plan: dict, config: ViewConfig, view
         specs.append(
             {"order": params["order"], "flags": tf.stack(flags), "factors": tf.stack(factors)}
         )
-    out = kernel.sim_fused_views(
+    return kernel.sim_fused_views(
         image,
         regions,
         flips,
         tf.stack([spec["factors"] for spec in specs]),
         tf.stack([spec["order"] for spec in specs]),
         tf.stack([spec["flags"] for spec in specs]),
+        K=count,
         size=config.image_size,
         bicubic=config.interpolation == "bicubic",
         antialias=config.antialias,
-    )  # [K, S, S, 3]
-    return tf.unstack(out, num=count)
+    )  # K x [S, S, 3]: separate outputs, no copy to split them
 
 
 def _checked(image: tf.Tensor) -> tf.Tensor:

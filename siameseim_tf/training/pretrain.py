@@ -79,7 +79,7 @@ def build_dataset(
     """The distributed training stream of ``method``, sharded per input pipeline.
 
     ``num_masked`` must be the model's own M. ``fast_resize``: bilinear without
-    antialiasing instead of SPEC's bicubic (about 1.5x the images/s, aliasing on shrink).
+    antialiasing instead of SPEC's bicubic (fewer filter taps; aliasing on shrink).
     """
     if method == "siameseim":
         from siameseim_tf.data import build_pretraining_dataset as builder
@@ -171,7 +171,7 @@ def pretrain(
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
         jit_compile: XLA-compile the train step; default: on with one replica only.
-        fast_resize: bilinear view resizing without antialiasing (faster input pipeline)
+        fast_resize: bilinear view resizing without antialiasing (not SPEC's filter)
             instead of SPEC's bicubic.
         strategy: default :func:`select_strategy`.
 

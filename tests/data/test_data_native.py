@@ -74,7 +74,7 @@ def test_kernel_rejects_regions_outside_the_image():
     args = [tf.ones([1, 5]), tf.constant([[0, 1, 2, 3]]), tf.zeros([1, 4], tf.bool)]
     with pytest.raises(tf.errors.InvalidArgumentError, match="outside the image"):
         kernel.sim_fused_views(
-            image, tf.constant([[0, 5, 10, 8]]), tf.constant([False]), *args, size=8
+            image, tf.constant([[0, 5, 10, 8]]), tf.constant([False]), *args, K=1, size=8
         )
 
 

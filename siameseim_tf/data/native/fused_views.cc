@@ -23,14 +23,15 @@ REGISTER_OP("SimFusedViews")
     .Input("factors: float")       // [K, 5] brightness, contrast, saturation, hue, sigma
     .Input("order: int32")         // [K, 4] permutation of 0..3 (b, c, s, h)
     .Input("flags: bool")          // [K, 4] jitter, grayscale, blur, solarize
-    .Output("views: float")        // [K, S, S, 3], ImageNet-normalised
+    .Output("views: K * float")    // K x [S, S, 3], ImageNet-normalised
+    .Attr("K: int >= 1")
     .Attr("size: int")
     .Attr("bicubic: bool = true")
     .Attr("antialias: bool = true")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       int size;
       TF_RETURN_IF_ERROR(c->GetAttr("size", &size));
-      c->set_output(0, c->MakeShape({c->Dim(c->input(1), 0), size, size, 3}));
+      for (int k = 0; k < c->num_outputs(); ++k) c->set_output(k, c->MakeShape({size, size, 3}));
       return OkStatus();
     });
 
@@ -60,11 +61,12 @@ class SimFusedViewsOp : public OpKernel {
     auto factors = ctx->input(3).matrix<float>();
     auto order = ctx->input(4).matrix<int32>();
     auto flags = ctx->input(5).matrix<bool>();
-    Tensor* output = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({views, size_, size_, 3}), &output));
+    OP_REQUIRES(ctx, views == ctx->num_outputs(),
+                errors::InvalidArgument("regions must have K rows"));
     const uint8_t* pixels = image.flat<uint8>().data();
     const int count = size_ * size_;
-    std::vector<float> buf;
+    // scratch reused across calls by this thread: fresh MB-sized buffers cost page faults
+    thread_local std::vector<float> buf;
     for (int k = 0; k < views; ++k) {
       sim::ViewSpec spec;
       spec.top = reg(k, 0), spec.left = reg(k, 1), spec.height = reg(k, 2), spec.width = reg(k, 3);
@@ -77,7 +79,9 @@ class SimFusedViewsOp : public OpKernel {
       for (int i = 0; i < 4; ++i) spec.order[i] = order(k, i);
       spec.brightness = factors(k, 0), spec.contrast = factors(k, 1);
       spec.saturation = factors(k, 2), spec.hue = factors(k, 3), spec.sigma = factors(k, 4);
-      float* x = output->flat<float>().data() + static_cast<size_t>(k) * count * 3;
+      Tensor* output = nullptr;
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(k, TensorShape({size_, size_, 3}), &output));
+      float* x = output->flat<float>().data();
       sim::RenderView(pixels, width, spec, size_, bicubic_, antialias_, &buf, x);
     }
   }

@@ -73,16 +73,22 @@ void ComputeTaps(int in_size, int out_size, bool bicubic, bool antialias, Taps* 
 __attribute__((noinline)) void RowPass(const uint8_t* __restrict__ image, int width, int top, int left, int h, int w,
              const Taps& vt, int size, float* __restrict__ rows) {
   const int row_len = w * 3;
-  std::fill(rows, rows + static_cast<size_t>(size) * row_len, 0.0f);
   for (int r = 0; r < size; ++r) {
     float* __restrict__ dst = rows + static_cast<size_t>(r) * row_len;
+    bool first = true;  // the first tap assigns: no separate zeroing pass
     for (int k = 0; k < vt.taps; ++k) {
       const float wk = vt.weight[static_cast<size_t>(r) * vt.taps + k];
       const int y = vt.first[r] + k;
       if (wk == 0.0f || y >= h) continue;
       const uint8_t* __restrict__ src = image + (static_cast<size_t>(top + y) * width + left) * 3;
-      for (int i = 0; i < row_len; ++i) dst[i] += wk * static_cast<float>(src[i]);
+      if (first) {
+        for (int i = 0; i < row_len; ++i) dst[i] = wk * static_cast<float>(src[i]);
+        first = false;
+      } else {
+        for (int i = 0; i < row_len; ++i) dst[i] += wk * static_cast<float>(src[i]);
+      }
     }
+    if (first) std::fill(dst, dst + row_len, 0.0f);  // no tap (cannot happen: rows sum to 1)
   }
 }
 
@@ -219,7 +225,8 @@ inline int Reflect(int i, int n) {
 // vertical (whole rows).
 __attribute__((noinline)) void Blur(float* __restrict__ plane, int size, const float* kernel, float* __restrict__ tmp) {
   const int r = kBlurTaps / 2;
-  std::vector<float> padded(size + 2 * r);
+  thread_local std::vector<float> padded;
+  padded.resize(size + 2 * r);
   for (int y = 0; y < size; ++y) {
     const float* src = plane + static_cast<size_t>(y) * size;
     for (int c = -r; c < size + r; ++c) padded[c + r] = src[Reflect(c, size)];
@@ -273,11 +280,15 @@ void Solarize(const Planes& p) {
 
 // Planes -> interleaved [S, S, 3], ImageNet-normalised as x * (1/std) + (-mean/std).
 __attribute__((noinline)) void NormalizeInterleave(const Planes& p, float* __restrict__ out) {
-  const float* planes[3] = {p.r, p.g, p.b};
-  for (int ch = 0; ch < 3; ++ch) {
-    const float a = 1.0f / kStd[ch], b = -kMean[ch] / kStd[ch];
-    const float* __restrict__ x = planes[ch];
-    for (int i = 0; i < p.n; ++i) out[i * 3 + ch] = x[i] * a + b;
+  const float* __restrict__ R = p.r;
+  const float* __restrict__ G = p.g;
+  const float* __restrict__ B = p.b;
+  const float a0 = 1.0f / kStd[0], a1 = 1.0f / kStd[1], a2 = 1.0f / kStd[2];
+  const float b0 = -kMean[0] / kStd[0], b1 = -kMean[1] / kStd[1], b2 = -kMean[2] / kStd[2];
+  for (int i = 0; i < p.n; ++i) {  // three consecutive stores per pixel
+    out[i * 3] = R[i] * a0 + b0;
+    out[i * 3 + 1] = G[i] * a1 + b1;
+    out[i * 3 + 2] = B[i] * a2 + b2;
   }
 }
 
