@@ -2,18 +2,17 @@
 
 Command:
     siameseim demo --output runs/demo          (or: make demo)
-Expected (measured, seed 0, 2 CPU cores; two runs gave identical accuracies):
-    whole demo 8.9 min on a quiet machine (pretraining 6.0 min, evaluation 2.7 min,
-    export 6 s, report 5 s) and 17.5 min with the cores shared with other jobs (load
-    average 4-7: pretraining 11.6 min, evaluation 5 min, t-SNE 40 s; that run had the
-    older 256-image extraction batch and 2000 t-SNE points). Pretraining: 3 epochs x
-    234 steps of 256 images, UniGrad loss 1.95 -> 0.64; pretraining is capped at 10 min.
+Expected (measured, seed 0, 2 CPU cores):
+    whole demo 8.4 min on a quiet machine (pretraining 5.2 min, evaluation 3.0 min,
+    export 6 s, report 5 s); with the cores shared with other jobs (load average 4-7) an
+    earlier version took 17.5 min. Pretraining: 3 epochs x 234 steps of 256 images,
+    UniGrad loss 1.96 -> 0.64; pretraining is capped at 10 min.
     Test top-1 (features of all 60k train / 10k test images):
                     linear   k-NN   1 % few-shot
-      pretrained     82.4    80.5    72.0
+      pretrained     82.2    80.5    72.2
       random init    77.1    72.8    63.4
       raw pixels     81.5    84.1    77.0
-    The pretrained encoder beats its random-init self on all three protocols (+5.3 linear)
+    The pretrained encoder beats its random-init self on all three protocols (+5.0 linear)
     and raw pixels on the linear probe only; k-NN and few-shot on raw pixels stay ahead
     after this little pretraining.
 

@@ -37,7 +37,7 @@ def test_kernel_builds_where_a_compiler_exists():
 
 
 @pytest.mark.skipif(not HAS_COMPILER, reason="needs g++ to build the kernel")
-@pytest.mark.parametrize("shape", [(375, 500), (60, 45), (900, 700), (224, 224)])
+@pytest.mark.parametrize("shape", [(375, 500), (60, 45), (900, 700), (224, 224), (2, 3), (5, 400)])
 @pytest.mark.parametrize("color", [True, False])
 def test_fused_views_equal_tf_ops(shape, color):
     image = _image(shape, seed=shape[0])
