@@ -56,20 +56,16 @@ class SkipReport:
         with self._lock:
             self.skipped.append((path, reason))
 
-    def note_attempt(self, key: bytes) -> bytes:
-        with self._lock:
-            self._attempted.add(key.decode("utf-8", "replace"))
-        return key
-
     def note_attempts(self, keys) -> bool:
         """A batch of keys (numpy array of bytes) about to be decoded."""
         with self._lock:
             self._attempted.update(k.decode("utf-8", "replace") for k in keys)
         return True
 
-    def note_decoded(self, key: bytes) -> bool:
+    def note_decodes(self, keys) -> bool:
+        """A batch of keys (numpy array of bytes) whose images decoded."""
         with self._lock:
-            self._decoded.add(key.decode("utf-8", "replace"))
+            self._decoded.update(k.decode("utf-8", "replace") for k in keys)
         return True
 
     @property

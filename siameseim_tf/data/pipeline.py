@@ -41,19 +41,33 @@ def _note_attempts(ds: tf.data.Dataset, source: ImageSource) -> tf.data.Dataset:
     return ds.batch(ATTEMPT_GROUP).map(note).unbatch()
 
 
-def _guarded_decode(source: ImageSource):
-    """Decode, then record the success in ``source.report`` (attempts are noted before,
-    by :func:`_note_attempts`; attempted - decoded = failed once the pipeline drains)."""
-    report = source.report
+def _decode_with_key(source: ImageSource):
+    """raw -> (key, image): the key rides along to be noted as decoded once per batch."""
 
     def decode(*raw):
-        image = source.decode(*raw)  # uint8 [H, W, 3]; may raise -> dropped
-        with tf.control_dependencies([image]):
-            ok = tf.numpy_function(report.note_decoded, [source.key(*raw)], tf.bool)
-        with tf.control_dependencies([ok]):
-            return tf.identity(image)
+        return source.key(*raw), source.decode(*raw)  # may raise -> dropped
 
     return decode
+
+
+def _note_decoded(ds: tf.data.Dataset, source: ImageSource, batch_size: int, drop: bool):
+    """Batches carrying "_key": note their keys as decoded (one Python call per batch),
+    strip them, and only then drop a final partial batch (its images did decode)."""
+    report = source.report
+
+    def note(batch):
+        noted = tf.numpy_function(report.note_decodes, [batch["_key"]], tf.bool)
+        with tf.control_dependencies([noted]):
+            return {k: tf.identity(v) for k, v in batch.items() if k != "_key"}
+
+    ds = ds.map(note)
+    if not drop:
+        return ds
+    ds = ds.filter(lambda batch: tf.shape(next(iter(batch.values())))[0] == batch_size)
+    # filter() forgets the batch dimension: restore the static shapes drop_remainder gives
+    return ds.map(
+        lambda batch: {k: tf.ensure_shape(v, [batch_size, *v.shape[1:]]) for k, v in batch.items()}
+    )
 
 
 def build_dataset(
@@ -95,17 +109,22 @@ def build_dataset(
         ds = ds.repeat()
     if source.may_fail:
         ds = _note_attempts(ds, source)
-        ds = ds.map(_guarded_decode(source), num_parallel_calls=num_parallel_calls)
+        ds = ds.map(_decode_with_key(source), num_parallel_calls=num_parallel_calls)
         ds = ds.ignore_errors()  # the last net; failures are counted in source.report
     else:
-        ds = ds.map(source.decode, num_parallel_calls=num_parallel_calls)
+        ds = ds.map(lambda *raw: (tf.constant(b""), source.decode(*raw)), num_parallel_calls)
 
-    def example(k, image):
+    def example(k, key_and_image):
+        key, image = key_and_image
         element_seed = tf.stack([tf.constant(seed, tf.int64), k * shards + index])  # [2]
-        return example_fn(image, element_seed)
+        out = example_fn(image, element_seed)
+        return out | {"_key": key} if source.may_fail else out
 
     ds = ds.enumerate().map(example, num_parallel_calls=num_parallel_calls)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if source.may_fail:
+        ds = _note_decoded(ds.batch(batch_size), source, batch_size, drop_remainder)
+    else:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if batch_fn is not None:
         ds = ds.map(batch_fn, num_parallel_calls=num_parallel_calls)
     ds = ds.prefetch(AUTOTUNE)

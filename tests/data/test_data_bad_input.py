@@ -100,6 +100,25 @@ def test_file_broken_after_the_scan_is_dropped_at_run_time(tmp_path):
     assert source.report.count == 1 and "decode failed" in source.report.summary()
 
 
+@pytest.mark.parametrize("drop_remainder", [True, False])
+def test_counts_are_exact_with_a_partial_last_batch(tmp_path, drop_remainder):
+    """Keys are noted per batch: images in a final partial batch decoded fine and must not
+    be reported as failures, even when drop_remainder discards that batch."""
+    rng = np.random.default_rng(2)
+    for k in range(6):
+        _image(rng).save(tmp_path / f"{k}.jpg")
+    source = image_folder_source(str(tmp_path))
+    (tmp_path / "4.jpg").write_bytes(b"not a jpeg any more")  # broken after the scan
+    ds = build_pretraining_dataset(
+        source, 2, repeat=False, shuffle=False, drop_remainder=drop_remainder, **KW
+    )
+    if drop_remainder:
+        assert ds.element_spec["view1"].shape[0] == 2  # static batch dimension kept
+    sizes = [int(batch["view1"].shape[0]) for batch in ds]
+    assert sizes == ([2, 2] if drop_remainder else [2, 2, 1])  # 5 good images
+    assert source.report.runtime_failures == [str(tmp_path / "4.jpg")]
+
+
 def test_corrupt_entropy_data_never_crashes(tmp_path):
     rng = np.random.default_rng(2)
     _image(rng, 64, 64).save(tmp_path / "good.jpg", quality=90)
