@@ -12,7 +12,6 @@ import os
 
 from siameseim_tf.cli import UserError
 
-PROTOCOL_NAMES = ("knn", "linear", "fewshot", "finetune", "all")
 DEFAULT_CACHE = os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "siameseim_tf", "features"
 )
@@ -30,7 +29,21 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="evaluate resized, normalised, flattened pixels (baseline) instead of a checkpoint",
     )
     parser.add_argument(
-        "--protocol", default="all", help=f"one of {', '.join(PROTOCOL_NAMES)} (default all)"
+        "--random-init",
+        action="store_true",
+        help="evaluate the same architecture at its (seeded) random initialisation: the "
+        "--checkpoint's, or the --config recipe's; the baseline pretraining must beat",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="with --random-init and no --checkpoint: the recipe whose encoder to build",
+    )
+    parser.add_argument(
+        "--protocol",
+        default="all",
+        help="comma-separated list of knn, linear, fewshot, finetune; 'all' = "
+        "knn,linear,fewshot (fine-tuning costs 100 epochs and runs only when named)",
     )
     parser.add_argument(
         "--data",
@@ -79,12 +92,21 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
-    if args.protocol not in PROTOCOL_NAMES:
+    from siameseim_tf.evaluation.protocols import resolve_protocols
+
+    try:
+        args.protocols = resolve_protocols(args.protocol)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    random_from_config = args.random_init and args.config and not args.checkpoint
+    if random_from_config and args.raw_pixels:
+        raise UserError("give one of --random-init or --raw-pixels")
+    if not random_from_config and bool(args.checkpoint) == bool(args.raw_pixels):
         raise UserError(
-            f"unknown protocol {args.protocol!r}; choose one of {', '.join(PROTOCOL_NAMES)}"
+            "give exactly one of --checkpoint PATH, --raw-pixels or --random-init --config NAME"
         )
-    if bool(args.checkpoint) == bool(args.raw_pixels):
-        raise UserError("give exactly one of --checkpoint PATH or --raw-pixels")
+    if args.random_init and args.raw_pixels:
+        raise UserError("--random-init needs an architecture: --checkpoint or --config")
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         raise UserError(f"checkpoint not found: {args.checkpoint}")
     if args.data and not os.path.isdir(args.data):
@@ -93,7 +115,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if args.raw_pixels and args.protocol == "finetune":
+    if args.raw_pixels and args.protocols == ("finetune",):
         raise UserError("--protocol finetune needs --checkpoint (raw pixels cannot be tuned)")
 
 
@@ -132,6 +154,31 @@ def _subset(images, labels, limit, seed):
     return images[index], labels[index]
 
 
+def random_init_encoder(encoder=None, config: str | None = None, seed: int = 0):
+    """A ViTEncoder of ``encoder``'s architecture (or recipe ``config``'s) at a seeded
+    random initialisation: the baseline that shows what pretraining bought."""
+    import keras
+    import numpy as np
+
+    from siameseim_tf.models import ViTEncoder
+
+    keras.utils.set_random_seed(seed)
+    if encoder is not None:
+        fresh = ViTEncoder.from_config(encoder.get_config())
+    else:
+        from siameseim_tf.recipes import RecipeError, load_recipe, model_arguments
+        from siameseim_tf.training.pretrain import build_model
+
+        try:
+            recipe = load_recipe(config)
+        except RecipeError as error:
+            raise UserError(str(error)) from None
+        fresh = build_model(recipe.get("method", "siameseim"), **model_arguments(recipe)).encoder
+    size = fresh.image_size
+    fresh(np.zeros((1, size, size, 3), np.float32), training=False)  # builds the weights
+    return fresh
+
+
 def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     from siameseim_tf.evaluation.datasets import load_labelled
@@ -139,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
     from siameseim_tf.evaluation.protocols import evaluate
 
     encoder = load_encoder(args.checkpoint) if args.checkpoint else None
+    if args.random_init:
+        encoder = random_init_encoder(encoder, args.config, args.seed)
+        print(f"[evaluate] random-init encoder (seed {args.seed}) of the same architecture")
     if encoder is not None and args.image_size not in (None, encoder.image_size):
         raise UserError(
             f"--image-size {args.image_size} differs from the encoder's "
@@ -157,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = evaluate(
             encoder,
-            args.protocol,
+            ",".join(args.protocols),
             train,
             test,
             image_size,
@@ -172,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from error
     results.update(
         checkpoint=args.checkpoint,
+        random_init=args.random_init,
         data=args.data or "fashion-mnist (default)",
         protocol=args.protocol,
     )

@@ -13,9 +13,38 @@ from siameseim_tf.cli import UserError
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
-        default="tiny",
+        default=None,
         help="recipe name (see configs/: vit_base_1600ep, vit_large_1600ep, "
-        "vit_base_1gpu, cpu_demo, tiny) or a path to a .py recipe",
+        "vit_base_1gpu, cpu_demo, tiny) or a path to a .py recipe; default: a recipe "
+        "chosen for your data and budget (printed with the reasons)",
+    )
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=None,
+        metavar="N",
+        help="train for N minutes of wall time: the step time is measured after "
+        "compilation and the lr / momentum schedules are sized to end with the budget",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train for exactly N optimizer steps (overrides the recipe's epochs)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seeds init, data, views, masks")
+    parser.add_argument(
+        "--monitor-data",
+        default=None,
+        metavar="DIR",
+        help="labelled folder (class subfolders) or IDX dir: online k-NN accuracy on up "
+        "to 2000 of its images is logged every epoch",
+    )
+    parser.add_argument(
+        "--no-monitors",
+        action="store_true",
+        help="skip the collapse monitors (feature std, effective rank)",
     )
     parser.add_argument(
         "--data",
@@ -55,16 +84,88 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from siameseim_tf.recipes import RecipeError, load_recipe, switch_method
+    from siameseim_tf.recipes import RecipeError, apply_override, load_recipe, switch_method
 
+    for name in ("budget_minutes", "steps"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    data = training_folder(args.data)
+    source = open_training_source(data, args.limit)
     try:
-        config = load_recipe(args.config, args.overrides)
+        if args.config is None:
+            from siameseim_tf.recipes_auto import auto_recipe, describe_source
+
+            config, reasons = auto_recipe(
+                *describe_source(source), budget_minutes=args.budget_minutes
+            )
+            print("[pretrain] no --config: chose a recipe for this data and budget")
+            for reason in reasons:
+                print(f"[pretrain]   {reason}")
+            for item in args.overrides:
+                apply_override(config, item)
+        else:
+            config = load_recipe(args.config, args.overrides)
         if args.method and args.method != config.get("method", "siameseim"):
             config = switch_method(config, args.method)
     except RecipeError as error:
         raise UserError(str(error)) from None
-    pretrain_from_recipe(config, args.data, args.output, limit=args.limit, tpu=args.tpu)
+    train = config.setdefault("train", {})
+    if args.steps is not None:
+        train["total_steps"] = args.steps
+    if args.budget_minutes is not None:
+        train["budget_minutes"] = args.budget_minutes
+    if args.seed is not None:
+        train["seed"] = args.seed
+    if args.no_monitors:
+        train["monitors"] = False
+    if args.monitor_data:
+        train["monitor_data"] = monitor_holdout(args.monitor_data, config)
+    pretrain_from_recipe(config, source, args.output, tpu=args.tpu)
     return 0
+
+
+def training_folder(data: str | None) -> str | None:
+    """``ROOT`` with ``train/`` and ``test/`` inside -> ``ROOT/train``; never test images.
+
+    A ROOT holding only ``test/`` or ``val/`` beside other folders is refused: training on
+    it would mix the evaluation images into pretraining.
+    """
+    import os
+
+    if data is None or not os.path.isdir(data):
+        return data
+    held_out = [name for name in ("test", "val") if os.path.isdir(os.path.join(data, name))]
+    if os.path.isdir(os.path.join(data, "train")):
+        if held_out:
+            print(
+                f"[pretrain] using {os.path.join(data, 'train')} ({'/'.join(held_out)}/ "
+                "left for evaluation)"
+            )
+        return os.path.join(data, "train")
+    if held_out:
+        raise UserError(
+            f"{data} holds {held_out[0]}/ but no train/: pass the folder of training images "
+            "(pretraining never reads test images)"
+        )
+    return data
+
+
+def monitor_holdout(path: str, config: dict, limit: int = 2000):
+    """(uint8 images, labels) of up to ``limit`` labelled images for the online k-NN."""
+    import numpy as np
+
+    from siameseim_tf.evaluation.datasets import load_labelled
+    from siameseim_tf.evaluation.features import resize_size
+    from siameseim_tf.recipes import model_arguments
+
+    size = model_arguments(config)["image_size"]
+    try:
+        images, labels = load_labelled(path, "test", square_size=resize_size(size))
+    except (FileNotFoundError, ValueError) as error:
+        raise UserError(f"--monitor-data: {error}") from None
+    keep = np.random.default_rng(0).permutation(len(images))[:limit]
+    return images[keep], labels[keep]
 
 
 def open_training_source(data: str | None, limit: int | None = None):
@@ -82,28 +183,36 @@ def open_training_source(data: str | None, limit: int | None = None):
 
 def pretrain_from_recipe(
     config: dict,
-    data: str | None,
+    data,
     output: str,
     limit: int | None = None,
     verbose: int | str = 1,
     tpu: str | None = None,
 ):
-    """Runs :func:`~siameseim_tf.training.pretrain.pretrain` for a validated recipe."""
+    """Runs :func:`~siameseim_tf.training.pretrain.pretrain` for a validated recipe.
+
+    ``data``: an ImageSource, or what ``--data`` accepts.
+    """
+    from siameseim_tf.data import ImageSource
     from siameseim_tf.recipes import model_arguments
     from siameseim_tf.training.pretrain import pretrain
+    from siameseim_tf.training.run_length import RunPlanError
     from siameseim_tf.training.strategy import select_strategy
 
-    source = open_training_source(data, limit)
+    source = data if isinstance(data, ImageSource) else open_training_source(data, limit)
     train = dict(config.get("train", {}))
     train.setdefault("verbose", verbose)
-    model, history = pretrain(
-        source,
-        output,
-        method=config.get("method", "siameseim"),
-        model_args=model_arguments(config),
-        strategy=select_strategy(tpu=tpu),
-        **train,
-    )
+    try:
+        model, history = pretrain(
+            source,
+            output,
+            method=config.get("method", "siameseim"),
+            model_args=model_arguments(config),
+            strategy=select_strategy(tpu=tpu),
+            **train,
+        )
+    except RunPlanError as error:  # e.g. fewer images than one batch
+        raise UserError(str(error)) from None
     print(f"saved {output}/model.keras and {output}/encoder.keras")
     skipped = getattr(source, "report", None)
     if skipped is not None and skipped.count:

@@ -8,17 +8,25 @@ from typing import Any
 import numpy as np
 
 PROTOCOLS = ("knn", "linear", "fewshot", "finetune")
+# "all": the frozen-feature protocols; fine-tuning (100 epochs) runs only when named.
+ALL_PROTOCOLS = ("knn", "linear", "fewshot")
 
 
 def resolve_protocols(protocol: str) -> tuple[str, ...]:
-    """``"all"`` -> every protocol; a known name -> itself. ValueError otherwise."""
-    if protocol == "all":
-        return PROTOCOLS
-    if protocol not in PROTOCOLS:
-        raise ValueError(
-            f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}, all"
-        )
-    return (protocol,)
+    """``"all"`` -> knn, linear, fewshot; ``"knn,linear"`` -> a list (order kept, no
+    repeats); ``"all,finetune"`` adds fine-tuning. ValueError for an unknown name."""
+    names: list[str] = []
+    for name in (part.strip() for part in str(protocol).split(",")):
+        expanded = ALL_PROTOCOLS if name == "all" else (name,)
+        for item in expanded:
+            if item not in PROTOCOLS:
+                raise ValueError(
+                    f"unknown protocol {item!r}; choose from {', '.join(PROTOCOLS)}, all "
+                    "(comma-separated lists allowed)"
+                )
+            if item not in names:
+                names.append(item)
+    return tuple(names)
 
 
 def evaluate(
@@ -102,8 +110,10 @@ def evaluate(
             )
         results["seconds"]["features"] = time.perf_counter() - start
 
-    for name in protocols:
+    for index, name in enumerate(protocols):
         start = time.perf_counter()
+        if progress:
+            print(f"[evaluate] {index + 1}/{len(protocols)}: {name}", flush=True)
         if name == "knn":
             results["knn"] = _knn(train_f, train_y, test_f, test_y, knn_k, knn_temperature)
         elif name == "linear":

@@ -11,8 +11,9 @@ import tempfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from siameseim_tf.training.callbacks import MomentumSchedule, ResumableBackup
+from siameseim_tf.training.callbacks import ResumableBackup
 from siameseim_tf.training.optimizer import make_optimizer
 from siameseim_tf.training.strategy import select_strategy
 
@@ -103,18 +104,31 @@ def build_dataset(
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
+def probe_images(source, image_size: int, count: int = 256):
+    """The first ``count`` usable images of ``source``, preprocessed as for evaluation."""
+    import tensorflow as tf
+
+    from siameseim_tf.serving.preprocessing_tf import preprocess_uint8
+
+    ds = source.raw(1, 0).take(4 * count).map(source.decode)
+    if source.may_fail:
+        ds = ds.ignore_errors()
+    ds = ds.map(lambda image: preprocess_uint8(image, image_size)[0]).take(count)
+    return tf.stack(list(ds))  # [P, S, S, 3]
+
+
 def make_callbacks(
     output_dir: Path,
     strategy,
-    total_steps: int,
     *,
-    method: str,
     backup_every_steps: int,
     log_every_steps: int,
+    leading: list,
 ) -> list:
-    """Resumable checkpoints, momentum schedule, TensorBoard, CSV log, NaN guard."""
+    """Run length and monitors first (they add to the logs), then checkpoints and logs."""
     directory = worker_directory(output_dir, strategy)
-    callbacks = [
+    return [
+        *leading,
         # Per-worker backup directories: a shared one collides under MultiWorker (TF-NOTES).
         ResumableBackup(
             str(directory / "backup"),
@@ -128,9 +142,15 @@ def make_callbacks(
         ),
         keras.callbacks.ModelCheckpoint(str(directory / "last.keras")),
     ]
-    if method == "siameseim":
-        callbacks.insert(0, MomentumSchedule(total_steps))
-    return callbacks
+
+
+def describe_devices(strategy) -> str:
+    """One line: replicas, device kinds and the strategy's class."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    kind = f"{len(gpus)} GPU" if gpus else "CPU"
+    return f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s) on {kind}"
 
 
 def pretrain(
@@ -139,10 +159,13 @@ def pretrain(
     *,
     method: str = "siameseim",
     model_args: dict,
-    epochs: int,
+    epochs: float | None = None,
     global_batch_size: int,
+    total_steps: int | None = None,
+    budget_minutes: float | None = None,
     base_lr: float = 6.25e-5,
     warmup_epochs: float = 40,
+    warmup_fraction: float | None = None,
     weight_decay: float = 0.05,
     crop_min: float = 0.2,
     seed: int = 0,
@@ -153,6 +176,9 @@ def pretrain(
     verbose: int | str = 1,
     jit_compile: bool | None = None,
     fast_resize: bool = False,
+    monitors: bool = True,
+    monitor_data=None,
+    monitor_every_steps: int = 0,
     strategy=None,
     extra_callbacks: list | None = None,
 ):
@@ -162,43 +188,80 @@ def pretrain(
         source: an :class:`~siameseim_tf.data.ImageSource`.
         output_dir: run directory: ``backup/`` (resume state), ``last.keras`` (every
             epoch), ``model.keras`` and ``encoder.keras`` (end), ``log.csv``,
-            ``tensorboard/``, ``run.json`` (the arguments).
+            ``tensorboard/``, ``run.json`` (the arguments), ``run_length.json`` (the
+            steps a budget run decided on).
         method: "siameseim" or "mae".
         model_args: constructor arguments of the model (image_size, patch_size, ...).
-        epochs, global_batch_size, base_lr, warmup_epochs, weight_decay: SPEC §6;
-            lr = base_lr * global_batch_size / 256.
-        steps_per_epoch: default: images // global_batch_size.
+        epochs, total_steps, budget_minutes: how long to train (see
+            :func:`~siameseim_tf.training.run_length.plan_run`): ``total_steps`` wins over
+            ``epochs``; a budget alone sizes the run from the measured step time.
+        global_batch_size, base_lr, weight_decay: lr = base_lr * global_batch_size / 256.
+        warmup_epochs, warmup_fraction: linear warmup, as a share of the run.
+        seed: seeds model initialisation, data order, views and masks.
+        steps_per_epoch: default: images // global_batch_size (an epoch is then a pass
+            over the data; logs and backups are per epoch).
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
         jit_compile: XLA-compile the train step; default: on with one replica only.
-        fast_resize: bilinear view resizing without antialiasing (not SPEC's filter)
-            instead of SPEC's bicubic.
+        fast_resize: bilinear view resizing without antialiasing instead of bicubic.
+        monitors: collapse monitors (feature std, effective rank) on a probe batch.
+        monitor_data: optional (images uint8 [L, H, W, C], labels [L]) for online k-NN.
+        monitor_every_steps: also measure the monitors every so many steps.
         strategy: default :func:`select_strategy`.
 
     Returns:
         (model, history).
     """
+    import time
+
+    from siameseim_tf.training.monitors import FeatureMonitor
+    from siameseim_tf.training.progress import ProgressLogger
+    from siameseim_tf.training.run_length import RunLength, plan_run, read_decided_steps
+
+    started = time.perf_counter()
+    say = print if verbose else (lambda *a, **k: None)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.config.set_dtype_policy(precision)
     strategy = strategy or select_strategy()
-    if steps_per_epoch is None:
-        if not source.num_images:
-            raise ValueError(f"{source.name}: number of images unknown; pass steps_per_epoch")
-        steps_per_epoch = source.num_images // global_batch_size
-        if steps_per_epoch == 0:
-            raise ValueError(
-                f"{source.name}: {source.num_images} images is less than one "
-                f"global batch of {global_batch_size}"
-            )
-    total_steps = epochs * steps_per_epoch
+    decided = read_decided_steps(output_dir)
+    plan = plan_run(
+        source.num_images,
+        global_batch_size,
+        epochs=epochs,
+        total_steps=total_steps or decided,
+        budget_minutes=budget_minutes,
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=warmup_epochs,
+        warmup_fraction=warmup_fraction,
+        name=source.name,
+    )
     image_size, patch_size = model_args["image_size"], model_args["patch_size"]
+    jit = resolve_jit(jit_compile, strategy)
+    say(
+        f"[pretrain] {source.name}: {source.num_images} images"
+        + (f" ({source.report.count} skipped)" if getattr(source, "report", None) else "")
+        + f"; {describe_devices(strategy)}; global batch {global_batch_size}"
+        f" ({global_batch_size // strategy.num_replicas_in_sync} per replica)"
+    )
+    length = (
+        f"{plan.total_steps} steps"
+        if plan.total_steps is not None
+        else f"as many steps as fit in {budget_minutes:g} min"
+    )
+    say(
+        f"[pretrain] {method}: {plan.steps_per_epoch} steps per epoch, {length}; "
+        f"precision {precision}, XLA {'on' if jit else 'off'}, seed {seed}"
+    )
+    keras.utils.set_random_seed(seed)  # initialisation; the data has its own seeded stream
     with strategy.scope():
         model = build_model(method, **model_args)
+        # Schedule lengths are set by RunLength when training starts (or once a budget
+        # has been converted to steps).
         optimizer = make_optimizer(
-            base_lr, global_batch_size, steps_per_epoch, epochs, warmup_epochs, weight_decay
+            base_lr, global_batch_size, plan.steps_per_epoch, 1, 0, weight_decay
         )
-        model.compile(optimizer=optimizer, jit_compile=resolve_jit(jit_compile, strategy))
+        model.compile(optimizer=optimizer, jit_compile=jit)
         # Built before fit: avoids Keras' symbolic build under MultiWorker (keras #20585).
         model.optimizer.build(model.trainable_variables)
     # Masks must hold exactly the model's M ones: the count comes from the model.
@@ -214,37 +277,63 @@ def pretrain(
         seed=seed,
         fast_resize=fast_resize,
     )
+    multi_worker = getattr(getattr(strategy, "cluster_resolver", None), "task_type", None)
+    leading = [
+        RunLength(
+            plan,
+            optimizer._learning_rate,  # the WarmupCosine schedule (Keras keeps it there)
+            started=started,
+            record_dir=output_dir if is_chief(strategy) else None,
+            strategy=strategy,
+            time_stop=not multi_worker,
+            log=say,
+        )
+    ]
+    if monitors:
+        labelled = None
+        if monitor_data is not None:
+            from siameseim_tf.evaluation.features import preprocess_uint8
+
+            images, labels = monitor_data
+            labelled = (preprocess_uint8(images, image_size), np.asarray(labels))
+        leading.append(
+            FeatureMonitor(probe_images(source, image_size), labelled, monitor_every_steps, log=say)
+        )
+    if verbose:
+        leading.append(ProgressLogger(plan, log=say))
     callbacks = make_callbacks(
         output_dir,
         strategy,
-        total_steps,
-        method=method,
         backup_every_steps=backup_every_steps,
         log_every_steps=log_every_steps,
+        leading=leading,
     )
     if is_chief(strategy):
         run = dict(
             method=method,
             model_args=model_args,
             epochs=epochs,
+            total_steps=plan.total_steps,
+            budget_minutes=budget_minutes,
             global_batch_size=global_batch_size,
             base_lr=base_lr,
-            warmup_epochs=warmup_epochs,
+            warmup_fraction=plan.warmup_fraction,
             weight_decay=weight_decay,
             crop_min=crop_min,
             seed=seed,
-            steps_per_epoch=steps_per_epoch,
+            steps_per_epoch=plan.steps_per_epoch,
             precision=precision,
             replicas=strategy.num_replicas_in_sync,
             source=source.name,
         )
         (output_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
+    say("[pretrain] compiling the train step (the first step is slow)...")
     history = model.fit(
         dataset,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
+        epochs=plan.max_epochs,
+        steps_per_epoch=plan.steps_per_epoch,
         callbacks=callbacks + list(extra_callbacks or []),
-        verbose=verbose,
+        verbose=0,
     )
     directory = worker_directory(output_dir, strategy)
     model.save(directory / "model.keras")

@@ -43,23 +43,37 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, peak_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0):
-        if total_steps <= 0 or warmup_steps < 0 or warmup_steps > total_steps:
-            raise ValueError(
-                f"need 0 <= warmup_steps ({warmup_steps}) <= total_steps ({total_steps}), "
-                "total_steps > 0"
-            )
-        self.peak_lr, self.warmup_steps = float(peak_lr), int(warmup_steps)
-        self.total_steps, self.min_lr = int(total_steps), float(min_lr)
+        _check_length(warmup_steps, total_steps)
+        self.peak_lr, self.min_lr = float(peak_lr), float(min_lr)
+        # Lengths live in variables so that a run sized from a time budget can fix them
+        # after its first measured steps without retracing the (XLA-compiled) train step.
+        self._warmup = keras.Variable(float(warmup_steps), trainable=False, name="lr_warmup")
+        self._total = keras.Variable(float(total_steps), trainable=False, name="lr_total")
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(round(float(keras.ops.convert_to_numpy(self._warmup))))
+
+    @property
+    def total_steps(self) -> int:
+        return int(round(float(keras.ops.convert_to_numpy(self._total))))
+
+    def set_length(self, total_steps: int, warmup_steps: int) -> None:
+        """Changes the schedule's length (e.g. once a time budget is converted to steps)."""
+        _check_length(warmup_steps, total_steps)
+        self._warmup.assign(float(warmup_steps))
+        self._total.assign(float(total_steps))
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        warm = self.peak_lr * step / max(self.warmup_steps, 1)
-        decay_steps = max(self.total_steps - self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
+        warmup = ops.cast(self._warmup, "float32")
+        total = ops.cast(self._total, "float32")
+        warm = self.peak_lr * step / ops.maximum(warmup, 1.0)
+        progress = ops.clip((step - warmup) / ops.maximum(total - warmup, 1.0), 0.0, 1.0)
         cosine = self.min_lr + (self.peak_lr - self.min_lr) * 0.5 * (
             1.0 + ops.cos(math.pi * progress)
         )
-        return ops.where(step < self.warmup_steps, warm, cosine)
+        return ops.where(step < warmup, warm, cosine)
 
     def get_config(self):
         return dict(
@@ -67,4 +81,12 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
             warmup_steps=self.warmup_steps,
             total_steps=self.total_steps,
             min_lr=self.min_lr,
+        )
+
+
+def _check_length(warmup_steps: int, total_steps: int) -> None:
+    if total_steps <= 0 or warmup_steps < 0 or warmup_steps > total_steps:
+        raise ValueError(
+            f"need 0 <= warmup_steps ({warmup_steps}) <= total_steps ({total_steps}), "
+            "total_steps > 0"
         )

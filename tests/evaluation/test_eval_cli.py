@@ -84,7 +84,7 @@ def test_cli_knn_on_a_saved_encoder(tmp_path, capsys, fashion_small, make_encode
     assert code == 2 and len(err) == 1 and "differs from the encoder's 32" in err[0]
 
 
-def test_evaluate_all_on_raw_pixels_skips_finetune(fashion_small):
+def test_evaluate_all_on_raw_pixels_runs_the_frozen_protocols(fashion_small):
     from siameseim_tf.evaluation import evaluate
 
     train_x, train_y, test_x, test_y = fashion_small
@@ -98,7 +98,8 @@ def test_evaluate_all_on_raw_pixels_skips_finetune(fashion_small):
         fewshot_fraction=0.05,
         linear_options={"epochs": 5},
     )
-    assert results["skipped"] == ["finetune"] and "finetune" not in results
+    # "all" = knn, linear, fewshot: fine-tuning (100 epochs) runs only when named
+    assert results["skipped"] == [] and "finetune" not in results
     assert results["fewshot"]["num_labelled"] == pytest.approx(30, abs=5)
     for name in ("knn", "linear", "fewshot"):
         assert 0.3 < results[name]["top1"] <= 1.0, (name, results[name])
@@ -111,3 +112,39 @@ def test_evaluate_rejects_unknown_protocol():
     images = np.zeros((4, 28, 28, 1), np.uint8)
     with pytest.raises(ValueError, match="unknown protocol"):
         evaluate(None, "svm", (images, np.arange(4)), (images, np.arange(4)), 32)
+
+
+def test_protocol_lists_and_all():
+    from siameseim_tf.evaluation.protocols import resolve_protocols
+
+    assert resolve_protocols("all") == ("knn", "linear", "fewshot")
+    assert resolve_protocols("linear,knn") == ("linear", "knn")
+    assert resolve_protocols("all,finetune") == ("knn", "linear", "fewshot", "finetune")
+    assert resolve_protocols("knn, knn") == ("knn",)
+    with pytest.raises(ValueError, match="unknown protocol 'svm'"):
+        resolve_protocols("knn,svm")
+
+
+def test_random_init_baseline_is_seeded_and_differs_from_the_checkpoint(
+    tmp_path, capsys, fashion_small, make_encoder
+):
+    from siameseim_tf.cli.evaluate import random_init_encoder
+
+    trained = make_encoder()
+    first = random_init_encoder(trained, seed=3)
+    again = random_init_encoder(trained, seed=3)
+    other = random_init_encoder(trained, seed=4)
+    a, b, c = (np.concatenate([w.ravel() for w in e.get_weights()]) for e in (first, again, other))
+    assert first.get_config()["embed_dim"] == trained.get_config()["embed_dim"]
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+    path = tmp_path / "encoder.keras"
+    trained.save(path)
+    argv = ["evaluate", "--checkpoint", str(path), "--random-init", "--protocol", "knn,linear"]
+    argv += ["--limit-train", "200", "--limit-test", "100", "--epochs", "2", "--no-cache"]
+    argv += ["--quiet", "--output", str(tmp_path / "r.json")]
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["random_init"] is True and {"knn", "linear"} <= set(results)
+    code, err = _error_lines(capsys, ["--random-init", "--config", "no_such_recipe"])
+    assert code == 2 and len(err) == 1 and "unknown config" in err[0]
