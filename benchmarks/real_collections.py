@@ -4,6 +4,8 @@
 
 - ``fashion-mnist``: Debian's dataset-fashion-mnist (60k / 10k, 28 px, grey), read from
   ``/usr/share/datasets/fashion-mnist`` (the CLI reads it directly too).
+- ``fashion-mnist-10k``: the first 10 000 training and all 10 000 test images of
+  Debian's Fashion-MNIST, as a folder (a user-sized collection).
 - ``digits``: scikit-learn's bundled copy of the UCI optical handwritten digits
   (1797 images of 8x8 px, 17 grey levels, 10 classes), split 80/20 per class with a
   fixed seed; pixels scaled 0..16 -> 0..255.
@@ -48,12 +50,26 @@ def digits(root: str, seed: int = 0) -> dict:
     }
 
 
+def fashion_10k(root: str) -> dict:
+    from siameseim_tf.data import load_labelled_split
+
+    train_x, train_y = load_labelled_split(None, "train")
+    test_x, test_y = load_labelled_split(None, "test")
+    return {
+        "train": write_folder(root, train_x[:10000, ..., 0], train_y[:10000], "train"),
+        "test": write_folder(root, test_x[..., 0], test_y, "test"),
+    }
+
+
+COLLECTIONS = {"digits": digits, "fashion-mnist-10k": fashion_10k}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", choices=("digits",))
+    parser.add_argument("name", choices=sorted(COLLECTIONS))
     parser.add_argument("root")
     args = parser.parse_args(argv)
-    counts = digits(args.root)
+    counts = COLLECTIONS[args.name](args.root)
     print(f"{args.name}: {counts['train']} train / {counts['test']} test images in {args.root}")
     return 0
 

@@ -30,8 +30,9 @@ def describe_source(source, sample: int = 64) -> tuple[int, int]:
 
 # Short-run settings shared by every automatic choice (docs/small_scale.md).
 _SHORT_RUN_TRAIN = dict(
-    base_lr=1.5e-3,
-    warmup_fraction=0.1,
+    base_lr=1e-3,
+    warmup_fraction=1 / 3,
+    min_steps_per_epoch=50,
     weight_decay=0.05,
     crop_min=0.3,
     precision="float32",
@@ -41,7 +42,7 @@ _SHORT_RUN_MODEL = dict(
     projector_depth=1,
     predictor_depth=2,
     clip_grad_norm=1.0,
-    base_momentum=0.99,
+    base_momentum=0.995,
 )
 # (largest shorter side, input size S, patch P, width E, depth, heads, decoder D, heads)
 _SIZES = (

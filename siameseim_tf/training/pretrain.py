@@ -170,6 +170,7 @@ def pretrain(
     crop_min: float = 0.2,
     seed: int = 0,
     steps_per_epoch: int | None = None,
+    min_steps_per_epoch: int = 1,
     precision: str = "float32",
     backup_every_steps: int = 0,
     log_every_steps: int = 0,
@@ -200,6 +201,8 @@ def pretrain(
         seed: seeds model initialisation, data order, views and masks.
         steps_per_epoch: default: images // global_batch_size (an epoch is then a pass
             over the data; logs and backups are per epoch).
+        min_steps_per_epoch: with small data, an epoch of logs and backups is at least
+            this many steps (checkpoints every few steps would cost more than training).
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
         jit_compile: XLA-compile the train step; default: on with one replica only.
@@ -234,6 +237,7 @@ def pretrain(
         steps_per_epoch=steps_per_epoch,
         warmup_epochs=warmup_epochs,
         warmup_fraction=warmup_fraction,
+        min_steps_per_epoch=min_steps_per_epoch,
         name=source.name,
     )
     image_size, patch_size = model_args["image_size"], model_args["patch_size"]

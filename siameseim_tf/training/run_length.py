@@ -55,6 +55,7 @@ def plan_run(
     steps_per_epoch: int | None = None,
     warmup_epochs: float | None = None,
     warmup_fraction: float | None = None,
+    min_steps_per_epoch: int = 1,
     name: str = "data",
 ) -> RunPlan:
     """Turns the user's way of saying how long to train into a :class:`RunPlan`.
@@ -67,15 +68,15 @@ def plan_run(
     Raises:
         RunPlanError: one-line message for impossible combinations.
     """
+    if num_images and num_images < global_batch_size:
+        raise RunPlanError(
+            f"{name}: {num_images} images is less than one global batch of "
+            f"{global_batch_size}; use a smaller train.global_batch_size"
+        )
     if steps_per_epoch is None:
         if not num_images:
             raise RunPlanError(f"{name}: number of images unknown; pass steps_per_epoch")
-        steps_per_epoch = num_images // global_batch_size
-        if steps_per_epoch == 0:
-            raise RunPlanError(
-                f"{name}: {num_images} images is less than one global batch of "
-                f"{global_batch_size}; use a smaller train.global_batch_size"
-            )
+        steps_per_epoch = max(num_images // global_batch_size, min_steps_per_epoch)
     if total_steps is None and epochs is not None:
         total_steps = max(1, int(round(epochs * steps_per_epoch)))
     if total_steps is not None and total_steps <= 0:
