@@ -28,6 +28,9 @@ def describe_source(source, sample: int = 64) -> tuple[int, int]:
     return int(source.num_images or 0), int(np.median(sides))
 
 
+# Below ~1000 steps the features are no better than at random init (docs/small_scale.md).
+MIN_USEFUL_STEPS = 1200
+
 # Short-run settings shared by every automatic choice (docs/small_scale.md).
 _SHORT_RUN_TRAIN = dict(
     base_lr=1e-3,
@@ -98,6 +101,10 @@ def auto_recipe(
     if budget_minutes:
         reasons.append(f"length: the {budget_minutes:g}-minute budget, converted to steps")
     else:
-        config["train"]["epochs"] = 3
-        reasons.append("length: 3 epochs (pass --budget-minutes N or --steps N to choose)")
+        steps = max(MIN_USEFUL_STEPS, 3 * (num_images // batch))
+        config["train"]["total_steps"] = steps
+        reasons.append(
+            f"length: {steps} steps (3 epochs, at least {MIN_USEFUL_STEPS}); pass "
+            "--budget-minutes N or --steps N to choose"
+        )
     return config, reasons

@@ -150,7 +150,10 @@ def describe_devices(strategy) -> str:
 
     gpus = tf.config.list_logical_devices("GPU")
     kind = f"{len(gpus)} GPU" if gpus else "CPU"
-    return f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s) on {kind}"
+    name = type(strategy).__name__
+    if name.startswith("_Default"):
+        return f"one device ({kind}, no tf.distribute strategy)"
+    return f"{name}, {strategy.num_replicas_in_sync} replica(s) on {kind}"
 
 
 def pretrain(
@@ -331,6 +334,12 @@ def pretrain(
             source=source.name,
         )
         (output_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
+    if method == "siameseim" and plan.total_steps is not None and plan.total_steps < 500:
+        say(
+            f"WARNING [pretrain] only {plan.total_steps} optimizer steps: at small scale "
+            "SiameseIM's features stay at random-init quality for the first few hundred "
+            "steps (docs/small_scale.md); pass --budget-minutes N or --steps N"
+        )
     say("[pretrain] compiling the train step (the first step is slow)...")
     history = model.fit(
         dataset,

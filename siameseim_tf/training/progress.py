@@ -39,6 +39,7 @@ class ProgressLogger(keras.callbacks.Callback):
         self._start = self._last = 0.0
         self._first_step_done = False
         self._start_step = 0
+        self._compiled_at = (0.0, 0)  # (time, step) after the compiling first step
 
     def _step(self) -> int:
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
@@ -49,12 +50,13 @@ class ProgressLogger(keras.callbacks.Callback):
 
     def _line(self, prefix: str, logs: dict | None) -> str:
         step, total = self._step(), self.plan.total_steps
-        elapsed = time.perf_counter() - self._start
-        done = max(step - self._start_step, 1)
+        now = time.perf_counter()
+        elapsed = now - self._start
+        since, first_step = self._compiled_at
         where = f"step {step}/{total}" if total else f"step {step}"
         eta = ""
-        if total:
-            eta = f", {format_duration(elapsed / done * (total - step))} left"
+        if total and step > first_step:  # rate after compilation
+            eta = f", {format_duration((now - since) / (step - first_step) * (total - step))} left"
         metrics = format_logs(logs or {})
         return (
             f"{prefix}{where}{', ' + metrics if metrics else ''} ({format_duration(elapsed)}{eta})"
@@ -66,6 +68,7 @@ class ProgressLogger(keras.callbacks.Callback):
             self._first_step_done = True
             self.log(f"[pretrain] first step done in {now - self._start:.1f} s (compiled)")
             self._last = now
+            self._compiled_at = (now, self._step())
         elif now - self._last >= self.every_seconds:
             self._last = now
             self.log(self._line("[pretrain] ", logs))

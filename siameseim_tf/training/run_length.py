@@ -172,7 +172,8 @@ class RunLength(keras.callbacks.Callback):
             seconds_per_step = _mean_across_workers(self.strategy, seconds_per_step)
         elapsed = time.perf_counter() - self.started
         remaining = self.plan.budget_seconds - elapsed - self.reserve_seconds
-        total = max(step + 1, step + int(remaining / seconds_per_step))
+        # 3 % margin: later steps were measured to run a little slower (monitors, saves).
+        total = max(step + 1, step + int(0.97 * remaining / seconds_per_step))
         first = self.plan.total_steps is None
         self._apply(total)
         if self.record_dir is not None and final:

@@ -19,6 +19,7 @@ from siameseim_tf.data.color import (
     sample_color_params,
     solarize,
 )
+from siameseim_tf.data.resize import matmul_dtype
 
 N_DRAWS = 3000
 
@@ -148,7 +149,20 @@ def test_blur_matrix_equals_reflect_padded_convolution(sigma):
     x = np.random.default_rng(7).random((3, 20, 20)).astype(np.float32)
     out = gaussian_blur(tf.constant(x), tf.constant(sigma)).numpy()
     np.testing.assert_allclose(out, _blur_reference(x, sigma), atol=1e-5)
+
+
+NATIVE_BF16 = pytest.mark.skipif(
+    matmul_dtype("auto") != tf.bfloat16,
+    reason="bfloat16 products are only used where the CPU multiplies bfloat16 natively "
+    "(AVX512-BF16 / AMX); elsewhere TF emulates them with less precise accumulation",
+)
+
+
+@NATIVE_BF16
+@pytest.mark.parametrize("sigma", [0.1, 0.7, 2.0])
+def test_native_bfloat16_blur_within_8_bit_precision(sigma):
     # bfloat16 operands: within the 8-bit precision of the reference pipeline (PIL, uint8)
+    x = np.random.default_rng(7).random((3, 20, 20)).astype(np.float32)
     out16 = gaussian_blur(tf.constant(x), tf.constant(sigma), tf.bfloat16).numpy()
     assert np.abs(out16 - _blur_reference(x, sigma)).max() < 2.0 / 255
 

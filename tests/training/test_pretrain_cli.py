@@ -69,7 +69,8 @@ def test_auto_recipe_follows_the_images():
     large, reasons = auto_recipe(1000, 500)
     assert small["model"]["image_size"] == 28 and medium["model"]["image_size"] == 64
     assert large["model"]["image_size"] > 64 and large["train"]["global_batch_size"] < 256
-    assert "epochs" not in small["train"] and medium["train"]["epochs"] == 3
+    assert "total_steps" not in small["train"]  # the budget decides
+    assert medium["train"]["total_steps"] == max(1200, 3 * (50000 // 256))
     for config in (small, medium, large):
         validate(config, "auto")
     assert any("batch" in line for line in reasons)
