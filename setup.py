@@ -1,6 +1,14 @@
 """siameseim-tf: Siamese Image Modeling (CVPR 2023) in TensorFlow / Keras 3."""
 
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# One version source: siameseim_tf/__init__.py.
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', Path("siameseim_tf/__init__.py").read_text(), re.M
+).group(1)
 
 # Lower bounds are the versions this project is tested with.
 TF = [
@@ -14,7 +22,14 @@ SERVING = ["onnxruntime>=1.20", "numpy>=1.26", "pillow>=12.3", "kserve>=0.21,<0.
 
 setup(
     name="siameseim-tf",
-    version="0.1.0",
+    version=VERSION,
+    license="MIT",
+    classifiers=[
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Intended Audience :: Science/Research",
+    ],
     description="Siamese Image Modeling self-supervised pretraining for Keras 3 / TensorFlow",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

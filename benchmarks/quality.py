@@ -1,10 +1,9 @@
 """Representation quality at a fixed wall-clock budget: SiameseIM vs MAE (same encoder) vs
 the random-init encoder vs raw pixels, on Fashion-MNIST (or any labelled IDX / folder).
 
-Each method first runs a short calibration (``--calibration-steps``) to measure its step
-time; its epoch count is then sized so that the learning-rate / momentum schedules end when
-the budget is spent, and a :class:`~siameseim_tf.demo.callbacks.TimeBudget` callback stops
-training at the budget in any case. Steps actually done are recorded.
+Each method trains with ``budget_minutes``: pretrain() measures its step time after
+compilation and sizes the learning-rate / momentum schedules to end when the budget is
+spent (siameseim_tf/training/run_length.py). Steps actually done are recorded.
 
 Command (the run in docs/quality.md):
     python benchmarks/quality.py --budget-minutes 10 --output quality.json \\
@@ -16,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import shlex
 import sys
@@ -41,8 +39,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--data", default=None, help="labelled IDX dir / folder (Fashion-MNIST)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--calibration-steps", type=int, default=25)
-    parser.add_argument("--steps-per-epoch", type=int, default=50, help="schedule granularity")
     parser.add_argument("--linear-epochs", type=int, default=30)
     parser.add_argument("--eval-train-limit", type=int, default=None)
     parser.add_argument("--eval-test-limit", type=int, default=None)
@@ -65,46 +61,23 @@ def method_recipe(base: dict, method: str, mae_overrides: list[str]) -> dict:
     return config
 
 
-def calibrate(config: dict, images, work_dir: str, args) -> float:
-    """Steady-state seconds per step of ``config`` from a short run."""
-    from siameseim_tf.demo.runner import pretrain_encoder
-    from siameseim_tf.demo.settings import DemoSettings
-
-    trial = copy.deepcopy(config)
-    trial["train"].update(epochs=1, steps_per_epoch=args.calibration_steps, verbose=0)
-    _, summary, _ = pretrain_encoder(
-        trial, images, os.path.join(work_dir, "calibration"), DemoSettings(), args.seed
-    )
-    return summary["seconds_per_step"]
-
-
 def train_method(config: dict, images, work_dir: str, args) -> tuple:
-    """Pretrains within the budget; returns (encoder, summary)."""
+    """Pretrains for the budget (pretrain() sizes the schedules from the measured step
+    time); returns (encoder, summary)."""
     from siameseim_tf.demo.runner import pretrain_encoder
     from siameseim_tf.demo.settings import DemoSettings
 
-    seconds_per_step = calibrate(config, images, work_dir, args)
-    budget_steps = 60.0 * args.budget_minutes / seconds_per_step
-    epochs = max(1, math.floor(budget_steps / args.steps_per_epoch))
     config = copy.deepcopy(config)
     train = config["train"]
-    warmup_fraction = train.get("warmup_epochs", 0) / max(train["epochs"], 1)
-    train.update(
-        epochs=epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        warmup_epochs=warmup_fraction * epochs,  # same fraction of the run as the recipe
-        verbose=2,
-    )
-    print(
-        f"[quality] {config['method']}: {seconds_per_step:.3f} s/step -> {epochs} epochs x "
-        f"{args.steps_per_epoch} steps",
-        flush=True,
-    )
-    settings = DemoSettings(budget_minutes=args.budget_minutes)
+    if "epochs" in train and "warmup_fraction" not in train:
+        train["warmup_fraction"] = train.get("warmup_epochs", 0) / max(train["epochs"], 1)
+    train.pop("epochs", None)
+    train.update(budget_minutes=args.budget_minutes, verbose=2)
+    settings = DemoSettings(budget_minutes=args.budget_minutes * 1.05)  # safety net only
     encoder, summary, losses = pretrain_encoder(
         config, images, os.path.join(work_dir, config["method"]), settings, args.seed
     )
-    summary.update(calibrated_seconds_per_step=seconds_per_step, config=config)
+    summary.update(config=config)
     summary["loss_first_last"] = [losses[0], losses[-1]] if losses else []
     return encoder, summary
 

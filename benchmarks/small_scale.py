@@ -114,6 +114,7 @@ def main(argv=None) -> int:
 
             train_args = dict(config["train"])
             train_args.pop("epochs", None)
+            train_args.pop("budget_minutes", None)
             train_args.update(seed=seed, verbose=0)
             if args.steps:
                 train_args["total_steps"] = args.steps

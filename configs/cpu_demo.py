@@ -45,10 +45,10 @@ CONFIG = {
         clip_grad_norm=1.0,
     ),
     "train": dict(
-        epochs=3,
+        budget_minutes=8,  # schedules sized in steps to end with the budget
         global_batch_size=256,
         base_lr=1e-3,
-        warmup_epochs=1,
+        warmup_fraction=1 / 3,
         weight_decay=0.05,
         crop_min=0.3,
         precision="float32",

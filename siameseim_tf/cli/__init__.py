@@ -25,14 +25,32 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Top-level module -> the extra of setup.py that installs it.
+_EXTRA_OF = {
+    "tensorflow": "tf",
+    "keras": "tf",
+    "keras_cv": "tf",
+    "sklearn": "tf",
+    "matplotlib": "tf",
+    "tf2onnx": "export",
+    "onnx": "export",
+    "onnxruntime": "serving",
+    "kserve": "serving",
+    "torch": "torch",
+}
+
+
 class UserError(Exception):
     """A mistake of the user's (bad path, bad config key, ...): printed without traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from siameseim_tf import __version__
+
     parser = argparse.ArgumentParser(
         prog="siameseim", description="Siamese Image Modeling for Keras / TensorFlow."
     )
+    parser.add_argument("--version", action="version", version=f"siameseim-tf {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
@@ -52,6 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as error:
         print(f"siameseim {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:  # an optional extra that is not installed
+        extra = _EXTRA_OF.get((error.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"siameseim {args.command}: error: {error.name} is not installed: "
+            f"pip install 'siameseim-tf[{extra}]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"siameseim {args.command}: interrupted", file=sys.stderr)

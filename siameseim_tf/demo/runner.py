@@ -79,7 +79,8 @@ def pretrain_encoder(config: dict, images: np.ndarray, output: str, settings, se
     )
     summary = {
         "images": int(len(images)),
-        "epochs_planned": train["epochs"],
+        "epochs_planned": train.get("epochs"),
+        "budget_minutes": train.get("budget_minutes"),
         "epochs_done": len(history.history.get("loss", [])),
         "steps": budget.steps,
         "seconds": round(budget.elapsed, 1),
