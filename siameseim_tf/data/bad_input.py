@@ -25,7 +25,10 @@ TF_DECODABLE = {
     "PNG": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I;16B", "I"},
     "GIF": None,  # any mode; the first frame is used
     "BMP": {"L", "P", "RGB", "RGBA"},
-    "WEBP": {"RGB", "RGBA"},
+    # TF's WebP decoder fails on files with alpha: those go through PIL.
+    "WEBP": {"RGB"},
+    # Camera JPEGs with a multi-picture segment: a JPEG whose first picture TF decodes.
+    "MPO": {"L", "RGB", "CMYK"},
 }
 
 
@@ -79,11 +82,17 @@ class SkipReport:
         """Total number of skipped inputs (pre-scan + run time)."""
         return len(self.skipped) + len(self.runtime_failures)
 
-    def first(self, n: int = 5) -> list[str]:
+    def listing(self) -> str:
+        """Every skipped input, one per line with its reason (what skipped.txt holds)."""
+        lines = [self.summary(n=0).split(":", 1)[0] + f": {self.count} input(s) skipped"]
+        lines += self.first(n=None)
+        return "\n".join(lines)
+
+    def first(self, n: int | None = 5) -> list[str]:
         items = [f"{p} ({r})" for p, r in self.skipped] + [
             f"{k} (decode failed)" for k in self.runtime_failures
         ]
-        return items[:n]
+        return items if n is None else items[:n]
 
     def summary(self, n: int = 5) -> str:
         if not self.count:
@@ -100,7 +109,7 @@ def _truncated(path: str, fmt: str, size: int) -> bool:
             return struct.unpack("<I", f.read(4))[0] + 8 > size
         f.seek(max(0, size - 1024))
         tail = f.read().rstrip(b"\x00")  # some writers pad with zeros
-    if fmt == "JPEG":
+    if fmt in ("JPEG", "MPO"):
         return b"\xff\xd9" not in tail
     if fmt == "PNG":
         return b"IEND" not in tail[-64:]

@@ -39,6 +39,12 @@ def scan_folder(
     Raises BadInputError when ``root`` is missing, empty, or has no usable image.
     """
     root = os.fspath(root)
+    if os.path.isfile(root):
+        raise BadInputError(
+            f"{root} is a file; --data takes a folder of images, IDX files, *.tfrecord "
+            "files or tfds:NAME",
+            root,
+        )
     if not os.path.isdir(root):
         raise BadInputError(f"image folder not found: {root}", root)
     report = SkipReport(source=root)
@@ -68,7 +74,7 @@ def pil_load_rgb(path: str | bytes) -> np.ndarray:
     """PIL decode to uint8 [H, W, 3]; 16/32-bit grayscale is scaled, not clipped."""
     from PIL import Image
 
-    path = path.decode() if isinstance(path, bytes) else path
+    path = os.fsdecode(path)  # file names need not be UTF-8
     with Image.open(path) as im:
         im.seek(0)
         if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -103,8 +109,11 @@ def image_folder_source(
     """
     paths, use_pil, report = scan_folder(root, max_pixels, min_side)
 
+    # Bytes, not str: a file name that is not valid UTF-8 is still a path TF can open.
+    encoded = [os.fsencode(p) for p in paths]
+
     def raw(num_shards: int, index: int) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices((paths, use_pil))
+        ds = tf.data.Dataset.from_tensor_slices((encoded, use_pil))
         return ds.shard(num_shards, index)
 
     return ImageSource(

@@ -353,5 +353,5 @@ def pretrain(
     model.encoder.save(directory / "encoder.keras")
     report = getattr(source, "report", None)
     if report is not None and is_chief(strategy):
-        (output_dir / "skipped.txt").write_text(str(report.summary()) + "\n")
+        (output_dir / "skipped.txt").write_text(report.listing() + "\n", errors="backslashreplace")
     return model, history

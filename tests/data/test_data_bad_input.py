@@ -143,3 +143,33 @@ def test_empty_and_all_bad_sources_fail_before_training(tmp_path):
     assert str(tmp_path) in str(info.value) and info.value.report.count == 2
     with pytest.raises(BadInputError, match="not found"):
         image_folder_source(str(tmp_path / "missing"))
+
+
+def test_user_folder_odd_names_alpha_webp_and_full_listing(tmp_path):
+    """Non-UTF-8 names open, RGBA WebP decodes (through PIL), every skip is listed."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from siameseim_tf.data import open_source
+    from siameseim_tf.data.bad_input import BadInputError
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rgba = rng.integers(0, 255, (20, 20, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(folder / "alpha.webp")
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9.png")  # Latin-1 name, not UTF-8
+    Image.fromarray(rgba[..., :3]).save(odd, format="PNG")
+    for i in range(7):
+        (folder / f"broken_{i}.jpg").write_bytes(b"not a jpeg" * i)
+    source = open_source(str(folder))
+    images = list(source.raw(1, 0).map(source.decode).take(5))
+    assert source.num_images == 2 and len(images) == 2
+    assert all(tuple(image.shape) == (20, 20, 3) for image in images)
+    listing = source.report.listing()
+    assert "7 input(s) skipped" in listing
+    assert all(f"broken_{i}.jpg" in listing for i in range(7))
+    with pytest.raises(BadInputError, match="is a file"):
+        open_source(str(folder / "alpha.webp"))
