@@ -11,8 +11,17 @@ VERSION = re.search(
 ).group(1)
 
 # Lower bounds are the versions this project is tested with.
+# TensorFlow itself comes from one of three mutually exclusive extras (two TensorFlow
+# distributions in one environment overwrite each other's files):
+#   tf  -> "tensorflow" (on Linux the CUDA-capable wheel; bring your own CUDA libraries)
+#   gpu -> "tensorflow[and-cuda]" (CUDA and cuDNN from pip)
+#   cpu -> "tensorflow-cpu" (no CUDA; what dev / CI install)
+TF_WHEEL = {
+    "tf": ["tensorflow>=2.21,<2.22"],
+    "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+    "cpu": ["tensorflow-cpu>=2.21,<2.22"],
+}
 TF = [
-    "tensorflow-cpu>=2.21,<2.22",
     "keras>=3.15,<3.16",
     "tensorboard>=2.21",  # the TensorBoard callback's summaries (not pulled by tensorflow-cpu)
     "protobuf>=6.31.1,<7",  # the range TensorFlow 2.21 and KServe 0.21 share
@@ -42,11 +51,16 @@ setup(
     install_requires=["numpy>=1.26", "pillow>=10", "tqdm>=4.66"],
     extras_require={
         # Training / evaluation / export: the full TensorFlow stack.
-        "tf": TF + ["keras-cv==0.9.0", "scikit-learn>=1.4", "matplotlib>=3.8"],
+        **{
+            name: wheel + TF + ["keras-cv==0.9.0", "scikit-learn>=1.4", "matplotlib>=3.8"]
+            for name, wheel in TF_WHEEL.items()
+        },
+        # add to tf / gpu / cpu: the exporters (they need a TensorFlow from one of those)
         "export": TF + ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.20"],
         "serving": SERVING,
         "torch": ["torch>=2.2"],
-        "dev": TF
+        "dev": TF_WHEEL["cpu"]
+        + TF
         + SERVING
         + [
             "keras-cv==0.9.0",

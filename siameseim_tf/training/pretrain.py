@@ -144,6 +144,26 @@ def make_callbacks(
     ]
 
 
+def gpu_hint() -> str | None:
+    """A warning with the fix when an NVIDIA GPU is present but TensorFlow sees none."""
+    import shutil
+
+    import tensorflow as tf
+
+    has_nvidia = os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi")
+    if not has_nvidia or tf.config.list_physical_devices("GPU"):
+        return None
+    built = tf.test.is_built_with_cuda()
+    fix = (
+        "this TensorFlow has no CUDA support (tensorflow-cpu?): pip uninstall -y "
+        "tensorflow-cpu tensorflow && pip install 'siameseim-tf[gpu]'"
+        if not built
+        else "TensorFlow has CUDA but finds no usable GPU: check the driver and CUDA "
+        "libraries (pip install 'siameseim-tf[gpu]' brings CUDA/cuDNN from pip)"
+    )
+    return f"WARNING [pretrain] an NVIDIA GPU is present but TensorFlow sees none: {fix}"
+
+
 def describe_devices(strategy) -> str:
     """One line: replicas, device kinds and the strategy's class."""
     import tensorflow as tf
@@ -245,6 +265,8 @@ def pretrain(
     )
     image_size, patch_size = model_args["image_size"], model_args["patch_size"]
     jit = resolve_jit(jit_compile, strategy)
+    if hint := gpu_hint():
+        say(hint)
     say(
         f"[pretrain] {source.name}: {source.num_images} images"
         + (f" ({source.report.count} skipped)" if getattr(source, "report", None) else "")
