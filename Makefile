@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make demo   set up, then pretrain + evaluate + export on Fashion-MNIST (~15 min, 2 CPU cores)
+#   make demo   set up, then pretrain + evaluate + export on Fashion-MNIST (~11 min, 2 CPU cores)
 #   make test   set up, then lint and run the whole test suite (what CI runs)
 PYTHON ?= python3
 
