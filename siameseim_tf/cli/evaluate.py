@@ -98,15 +98,13 @@ def _check_arguments(args: argparse.Namespace) -> None:
         args.protocols = resolve_protocols(args.protocol)
     except ValueError as error:
         raise UserError(str(error)) from None
-    random_from_config = args.random_init and args.config and not args.checkpoint
-    if random_from_config and args.raw_pixels:
+    if args.random_init and args.raw_pixels:
         raise UserError("give one of --random-init or --raw-pixels")
+    random_from_config = args.random_init and args.config and not args.checkpoint
     if not random_from_config and bool(args.checkpoint) == bool(args.raw_pixels):
         raise UserError(
             "give exactly one of --checkpoint PATH, --raw-pixels or --random-init --config NAME"
         )
-    if args.random_init and args.raw_pixels:
-        raise UserError("--random-init needs an architecture: --checkpoint or --config")
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         raise UserError(f"checkpoint not found: {args.checkpoint}")
     if args.data and not os.path.isdir(args.data):

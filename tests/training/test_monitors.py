@@ -41,7 +41,6 @@ def test_monitor_logs_reach_csv(tmp_path):
 
     images = np.random.default_rng(0).integers(0, 255, (40, 36, 36, 3), dtype=np.uint8)
     labels = np.arange(40) % 4
-    lines = []
     pretrain(
         array_source(images),
         tmp_path / "run",
@@ -50,9 +49,7 @@ def test_monitor_logs_reach_csv(tmp_path):
         global_batch_size=16,
         verbose=0,
         monitor_data=(images, labels),
-        extra_callbacks=[],
     )
     header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
     for key in ("feature_std", "effective_rank", "knn_top1", "loss"):
         assert key in header, header
-    del lines
