@@ -5,7 +5,10 @@ For each seed: the real CLI in a subprocess, exactly as documented —
     siameseim evaluate --checkpoint RUN/encoder.keras --data ROOT --protocol knn,linear
     siameseim evaluate --checkpoint RUN/encoder.keras --random-init --seed S ...
 and once the raw-pixel baseline. ROOT holds train/ and test/ (pretraining reads train/
-only). Results (top-1 %, wall times) go to a JSON file; a markdown table is printed.
+only). Results (top-1 %, wall times) go to a JSON file. ``--method mae`` trains the same
+encoder with MAE for the same budget (the quality comparison, docs/quality.md). An
+existing ``--output`` is extended: seeds already in it are kept, not re-run, so a sweep
+can be continued seed by seed.
 
 Command (docs/small_scale.md, "the user's path"):
     python benchmarks/real_collections.py digits /tmp/digits
@@ -49,16 +52,29 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=10)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--config", default=None, help="default: the automatic recipe")
+    parser.add_argument("--method", choices=("siameseim", "mae"), default="siameseim")
+    parser.add_argument(
+        "--no-random-init", action="store_true", help="skip the random-init baseline"
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--protocols", default="linear,knn")
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--output", default="user_budget.json")
     args = parser.parse_args(argv)
     work = args.work_dir or tempfile.mkdtemp(prefix="user_budget_")
-    rows = []
+    previous = json.load(open(args.output)) if os.path.exists(args.output) else {}
+    if previous and (previous["method"], previous["budget_minutes"]) != (
+        args.method,
+        args.budget_minutes,
+    ):
+        raise SystemExit(f"{args.output} holds another method or budget; use another --output")
+    rows = list(previous.get("runs", []))
+    done = {row["seed"] for row in rows}
     for seed in map(int, args.seeds.split(",")):
-        run_dir = os.path.join(work, f"seed{seed}")
-        argv = ["pretrain", "--data", args.data, "--output", run_dir]
+        if seed in done:
+            continue
+        run_dir = os.path.join(work, f"{args.method}_seed{seed}")
+        argv = ["pretrain", "--data", args.data, "--output", run_dir, "--method", args.method]
         argv += ["--budget-minutes", str(args.budget_minutes), "--seed", str(seed)]
         argv += ["--config", args.config] if args.config else []
         for item in args.overrides:
@@ -73,18 +89,27 @@ def main(argv=None) -> int:
             "pretrain_wall_seconds": round(seconds, 1),
             "steps": decided["total_steps"],
             "pretrained": evaluate(run_dir, args.data, ["--checkpoint", encoder], args.protocols),
-            "random_init": evaluate(
-                run_dir,
-                args.data,
-                ["--checkpoint", encoder, "--random-init", "--seed", str(seed)],
-                args.protocols,
-            ),
         }
+        if not args.no_random_init:
+            random_init = ["--checkpoint", encoder, "--random-init", "--seed", str(seed)]
+            row["random_init"] = evaluate(run_dir, args.data, random_init, args.protocols)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    pixels = evaluate(work, args.data, ["--raw-pixels", "--image-size", "28"], args.protocols)
+        save(args, rows, previous.get("raw_pixels"), previous.get("command"))
+    pixels = previous.get("raw_pixels") or evaluate(
+        work, args.data, ["--raw-pixels", "--image-size", "28"], args.protocols
+    )
+    result = save(args, rows, pixels, previous.get("command"))
+    print(json.dumps(result["summary"]), json.dumps(pixels))
+    return 0
+
+
+def save(args, rows: list, pixels: dict | None, first_command: str | None) -> dict:
+    """Writes the runs so far with mean ± sd per baseline; returns the JSON written."""
     summary = {}
     for key in ("pretrained", "random_init"):
+        if not all(key in r for r in rows):
+            continue
         summary[key] = {
             p: {
                 "mean": round(statistics.mean(r[key][p] for r in rows), 2),
@@ -92,18 +117,20 @@ def main(argv=None) -> int:
             }
             for p in args.protocols.split(",")
         }
+    command = "python benchmarks/user_budget.py " + " ".join(sys.argv[1:])
     result = {
-        "command": "python benchmarks/user_budget.py " + " ".join(sys.argv[1:]),
+        "command": command if first_command in (None, command) else f"{first_command}; {command}",
         "data": args.data,
+        "method": args.method,
         "budget_minutes": args.budget_minutes,
         "runs": rows,
         "raw_pixels": pixels,
         "summary": summary,
     }
-    with open(args.output, "w") as handle:
+    with open(args.output + ".tmp", "w") as handle:
         json.dump(result, handle, indent=2)
-    print(json.dumps(result["summary"]), json.dumps(pixels))
-    return 0
+    os.replace(args.output + ".tmp", args.output)
+    return result
 
 
 if __name__ == "__main__":

@@ -45,37 +45,52 @@ class BadInputError(ValueError):
 class SkipReport:
     """Files skipped by the pre-scan (with reasons) and elements dropped at run time.
 
-    Run-time counts are exact once the pipeline is drained; while it runs, elements in
-    flight count as attempted but not yet decoded.
+    The pipeline tags every raw element with its stream position and keeps the stream's
+    order (``options.deterministic``), so an element noted as attempted and not decoded
+    is a failure exactly when a later element of the same stream has decoded; elements
+    still in flight when training stops are never counted.
     """
 
     source: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    _attempted: set[str] = field(default_factory=set)
-    _decoded: set[str] = field(default_factory=set)
+    _pending: dict[int, dict[int, str]] = field(default_factory=dict)  # stream -> tag -> key
+    _failed: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, path: str, reason: str) -> None:
         with self._lock:
             self.skipped.append((path, reason))
 
-    def note_attempts(self, keys) -> bool:
-        """A batch of keys (numpy array of bytes) about to be decoded."""
+    def note_attempts(self, stream, tags, keys) -> bool:
+        """Raw elements of ``stream`` (their position tags and keys) about to be decoded."""
         with self._lock:
-            self._attempted.update(k.decode("utf-8", "replace") for k in keys)
+            pending = self._pending.setdefault(int(stream), {})
+            for tag, key in zip(tags.tolist(), keys):
+                pending[tag] = key.decode("utf-8", "replace")
         return True
 
-    def note_decodes(self, keys) -> bool:
-        """A batch of keys (numpy array of bytes) whose images decoded."""
+    def note_decodes(self, stream, tags) -> bool:
+        """Tags of ``stream`` whose images decoded, in stream order."""
         with self._lock:
-            self._decoded.update(k.decode("utf-8", "replace") for k in keys)
+            pending = self._pending.setdefault(int(stream), {})
+            for tag in tags.tolist():
+                pending.pop(tag, None)
+            if len(tags):
+                last = int(tags[-1])
+                for tag in [t for t in pending if t < last]:
+                    self._failed.add(pending.pop(tag))
         return True
+
+    def end_stream(self, stream) -> None:
+        """A finite stream is exhausted: what it attempted and never decoded failed."""
+        with self._lock:
+            self._failed.update(self._pending.pop(int(stream), {}).values())
 
     @property
     def runtime_failures(self) -> list[str]:
         """Keys (paths / record ids) whose decode failed at run time."""
         with self._lock:
-            return sorted(self._attempted - self._decoded)
+            return sorted(self._failed)
 
     @property
     def count(self) -> int:

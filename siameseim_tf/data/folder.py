@@ -124,4 +124,5 @@ def image_folder_source(
         num_images=len(paths),
         report=report,
         may_fail=True,
+        shuffle_window=max(len(paths), 1),  # file names: the whole pass is one window
     )

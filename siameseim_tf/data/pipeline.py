@@ -14,6 +14,8 @@ the global size and sets ``AutoShardPolicy.DATA`` so that
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -27,40 +29,129 @@ AUTOTUNE = tf.data.AUTOTUNE
 # Attempts are noted per group of this many raw elements (one Python call per group
 # instead of per image; a Python call costs ~0.1 ms of CPU, 3 % of an image's budget).
 ATTEMPT_GROUP = 64
+# Position tag of a raw element: pass * PASS_STRIDE + index within the (shuffled) pass.
+PASS_STRIDE = 1 << 32
 
 
-def _note_attempts(ds: tf.data.Dataset, source: ImageSource) -> tf.data.Dataset:
-    """Raw elements, unchanged, with their keys recorded in ``source.report`` as attempted."""
+class StreamPositions:
+    """The position tag of the last element of every batch a pipeline has produced.
+
+    Checkpoints read the position after the batches a step consumed (prefetched batches
+    are produced but not consumed), so a restart resumes the stream at the next element
+    without decoding what came before.
+    """
+
+    def __init__(self, start: int = 0):
+        self.start = start  # the first tag of the stream
+        self._last_tags: list[int] = []
+        self._offset = 0  # batches forgotten from the front of _last_tags
+        self._lock = threading.Lock()
+
+    def note(self, last_tag) -> bool:
+        with self._lock:
+            self._last_tags.append(int(last_tag))
+        return True
+
+    def next_start(self, batches: int) -> int:
+        """The first tag after ``batches`` batches of this stream (``start`` if none)."""
+        with self._lock:
+            if batches <= 0:
+                return self.start
+            index = batches - 1 - self._offset
+            if not 0 <= index < len(self._last_tags):
+                raise RuntimeError(
+                    f"stream position of batch {batches} unknown ({len(self._last_tags)} "
+                    f"noted after {self._offset} forgotten)"
+                )
+            tag = self._last_tags[index]
+            # Batches before this one are never asked for again.
+            del self._last_tags[:index]
+            self._offset += index
+            return tag + 1
+
+
+_STREAM_IDS = itertools.count()
+
+
+def _tagged_passes(
+    source: ImageSource,
+    shards: int,
+    index: int,
+    *,
+    seed: int,
+    shuffle: bool,
+    shuffle_buffer: int,
+    repeat: bool,
+    start: int,
+):
+    """(tag, raw) from position ``start`` on: pass p is the shard shuffled with a seed of
+    (seed, shard, p), so any position is reached by skipping raw (undecoded) elements."""
+    first_pass, first_offset = divmod(int(start), PASS_STRIDE)
+
+    def one_pass(p):
+        ds = source.raw(shards, index)
+        if shuffle:
+            ds = _shuffle_in_windows(ds, shuffle_buffer, seed, index, p)
+        skipped = tf.where(
+            p == first_pass, tf.constant(first_offset, tf.int64), tf.constant(0, tf.int64)
+        )
+        ds = ds.enumerate().skip(skipped)
+        return ds.map(lambda k, raw: (p * PASS_STRIDE + k, raw))
+
+    last = tf.int64.max if repeat else first_pass + 1
+    return tf.data.Dataset.range(first_pass, last).flat_map(one_pass)
+
+
+def _shuffle_in_windows(ds, window: int, seed: int, shard: int, p) -> tf.data.Dataset:
+    """Pass ``p`` of a shard in a seeded order: consecutive windows of ``window`` raw
+    elements, each permuted by a stateless shuffle of seed (seed, shard, p, window index).
+
+    Stateless ops give the same order on every machine and let a restart build pass ``p``
+    directly (``Dataset.shuffle`` would have to replay every earlier pass).
+    """
+
+    def permute(w, raw):
+        key = tf.stack([tf.constant(seed, tf.int64) * 7919 + shard, p * 1_000_003 + w])
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(tf.shape(tf.nest.flatten(raw)[0])[0]), seed=key
+        )
+        return tf.nest.map_structure(lambda x: tf.gather(x, order), raw)
+
+    return ds.batch(window).enumerate().map(permute).unbatch()
+
+
+def _note_attempts(ds: tf.data.Dataset, source: ImageSource, stream: int) -> tf.data.Dataset:
+    """(tag, raw) unchanged, with their tags and keys noted in ``source.report``."""
     report = source.report
 
-    def note(*raw):
-        noted = tf.numpy_function(report.note_attempts, [source.key(*raw)], tf.bool)
+    def note(tags, raw):
+        keys = source.key(*raw) if isinstance(raw, tuple) else source.key(raw)
+        noted = tf.numpy_function(report.note_attempts, [stream, tags, keys], tf.bool)
         with tf.control_dependencies([noted]):
-            return tuple(tf.identity(x) for x in raw)
+            return tf.identity(tags), tf.nest.map_structure(tf.identity, raw)
 
     return ds.batch(ATTEMPT_GROUP).map(note).unbatch()
 
 
-def _decode_with_key(source: ImageSource):
-    """raw -> (key, image): the key rides along to be noted as decoded once per batch."""
-
-    def decode(*raw):
-        return source.key(*raw), source.decode(*raw)  # may raise -> dropped
-
-    return decode
-
-
-def _note_decoded(ds: tf.data.Dataset, source: ImageSource, batch_size: int, drop: bool):
-    """Batches carrying "_key": note their keys as decoded (one Python call per batch),
-    strip them, and only then drop a final partial batch (its images did decode)."""
-    report = source.report
+def _note_batches(ds, source, positions, stream: int, batch_size: int, drop: bool, repeat: bool):
+    """Batches carrying "_tag": note their decodes (failed decodes are resolved from the
+    tags) and their last position (one Python call per batch), strip the tag, and only
+    then drop a final partial batch (its images did decode)."""
+    report = source.report if source.may_fail else None
 
     def note(batch):
-        noted = tf.numpy_function(report.note_decodes, [batch["_key"]], tf.bool)
-        with tf.control_dependencies([noted]):
-            return {k: tf.identity(v) for k, v in batch.items() if k != "_key"}
+        tags = batch["_tag"]
+        noted = []
+        if report is not None:
+            noted.append(tf.numpy_function(report.note_decodes, [stream, tags], tf.bool))
+        if positions is not None:
+            noted.append(tf.numpy_function(positions.note, [tags[-1]], tf.bool))
+        with tf.control_dependencies(noted):
+            return {k: tf.identity(v) for k, v in batch.items() if k != "_tag"}
 
     ds = ds.map(note)
+    if report is not None and not repeat:
+        ds = _on_end(ds, lambda: report.end_stream(stream))
     if not drop:
         return ds
     ds = ds.filter(lambda batch: tf.shape(next(iter(batch.values())))[0] == batch_size)
@@ -70,6 +161,21 @@ def _note_decoded(ds: tf.data.Dataset, source: ImageSource, batch_size: int, dro
     )
 
 
+def _on_end(ds: tf.data.Dataset, callback) -> tf.data.Dataset:
+    """``ds`` unchanged; ``callback()`` runs (in Python) once its last element is read."""
+    spec = ds.element_spec
+
+    def call(_):
+        done = tf.numpy_function(lambda: callback() or True, [], tf.bool)
+        with tf.control_dependencies([done]):
+            return tf.nest.map_structure(
+                lambda s: tf.zeros([d or 0 for d in s.shape], s.dtype), spec
+            )
+
+    marker = tf.data.Dataset.range(1).map(call).filter(lambda *_: tf.constant(False))
+    return ds.concatenate(marker)
+
+
 def build_dataset(
     source: ImageSource,
     global_batch_size: int,
@@ -77,54 +183,68 @@ def build_dataset(
     *,
     seed: int = 0,
     shuffle: bool = True,
-    shuffle_buffer: int = 10_000,
+    shuffle_buffer: int | None = None,
     repeat: bool = True,
     drop_remainder: bool = True,
     input_context: tf.distribute.InputContext | None = None,
     num_parallel_calls: int = AUTOTUNE,
     batch_fn: Callable[[dict], dict] | None = None,
+    start: int = 0,
+    positions: StreamPositions | None = None,
 ) -> tf.data.Dataset:
-    """The one pipeline skeleton: shard, shuffle, repeat, guarded decode, per-sample seed,
+    """The one pipeline skeleton: shard, seeded passes, guarded decode, per-sample seed,
     ``example_fn``, batch, optional ``batch_fn``, prefetch, options.
+
+    The stream is a deterministic function of (seed, position): raw element k of pass p
+    of a shard has the tag p * 2**32 + k and the per-sample seed (seed, tag * n + i) for
+    pipeline i of n, whatever failed to decode before it. A restart passes the ``start``
+    tag recorded by ``positions`` and continues exactly where the stream stopped.
 
     Args:
         source: any :class:`ImageSource`.
         global_batch_size: batch over all replicas; with ``input_context`` each pipeline
             reads its shard and yields the per-replica size.
         example_fn: (image uint8 [H, W, 3], seed int64 [2]) -> dict of tensors (one sample).
-            Sample k of pipeline p (of n) gets the seed (seed, k * n + p); k counts decoded
-            images and keeps growing over repeated epochs.
-        seed: base seed; also seeds the shuffle.
+        seed: base seed of the per-sample seeds and of each pass's shuffle.
+        shuffle_buffer: raw elements shuffled together (default ``source.shuffle_window``).
         drop_remainder: keep True for static shapes (XLA, MirroredStrategy).
         batch_fn: dict of batched tensors -> dict, applied after ``batch`` (vectorised work).
+        start: position tag of the first raw element (0: the stream's beginning).
+        positions: receives the last tag of every batch (for checkpoints).
     """
     shards, index, batch_size = 1, 0, global_batch_size
     if input_context is not None:
         shards, index = input_context.num_input_pipelines, input_context.input_pipeline_id
         batch_size = input_context.get_per_replica_batch_size(global_batch_size)
-    ds = source.raw(shards, index)
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed + 7919 * index, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    if source.may_fail:
-        ds = _note_attempts(ds, source)
-        ds = ds.map(_decode_with_key(source), num_parallel_calls=num_parallel_calls)
-        ds = ds.ignore_errors()  # the last net; failures are counted in source.report
-    else:
-        ds = ds.map(lambda *raw: (tf.constant(b""), source.decode(*raw)), num_parallel_calls)
+    stream = next(_STREAM_IDS)
+    shuffle_buffer = shuffle_buffer or source.shuffle_window
+    ds = _tagged_passes(
+        source,
+        shards,
+        index,
+        seed=seed,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+        repeat=repeat,
+        start=start,
+    )  # (tag, raw)
 
-    def example(k, key_and_image):
-        key, image = key_and_image
-        element_seed = tf.stack([tf.constant(seed, tf.int64), k * shards + index])  # [2]
-        out = example_fn(image, element_seed)
-        return out | {"_key": key} if source.may_fail else out
+    def decode(tag, raw):
+        return tag, source.decode(*raw) if isinstance(raw, tuple) else source.decode(raw)
 
-    ds = ds.enumerate().map(example, num_parallel_calls=num_parallel_calls)
     if source.may_fail:
-        ds = _note_decoded(ds.batch(batch_size), source, batch_size, drop_remainder)
+        ds = _note_attempts(ds, source, stream)
+        ds = ds.map(decode, num_parallel_calls=num_parallel_calls)  # may raise -> dropped
+        ds = ds.ignore_errors()  # the last net; failures are resolved in source.report
     else:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(decode, num_parallel_calls=num_parallel_calls)
+
+    def example(tag, image):
+        element_seed = tf.stack([tf.constant(seed, tf.int64), tag * shards + index])  # [2]
+        return example_fn(image, element_seed) | {"_tag": tag}
+
+    ds = ds.map(example, num_parallel_calls=num_parallel_calls).batch(batch_size)
+    ds = _note_batches(ds, source, positions, stream, batch_size, drop_remainder, repeat)
     if batch_fn is not None:
         ds = ds.map(batch_fn, num_parallel_calls=num_parallel_calls)
     ds = ds.prefetch(AUTOTUNE)

@@ -25,6 +25,8 @@ class ImageSource:
         report: what was skipped.
         may_fail: True when ``decode`` can raise at run time (files, encoded records):
             the pipeline then guards it with ``ignore_errors`` and counts the failures.
+        shuffle_window: raw elements shuffled together (a whole pass when the raw
+            elements are small, e.g. file names).
     """
 
     name: str
@@ -34,6 +36,7 @@ class ImageSource:
     num_images: int | None
     report: SkipReport = field(default_factory=SkipReport)
     may_fail: bool = False
+    shuffle_window: int = 10_000
 
 
 def to_rgb(image: tf.Tensor) -> tf.Tensor:

@@ -38,19 +38,73 @@ class MomentumSchedule(keras.callbacks.Callback):
         self.model.momentum_total_steps.assign(float(total))
 
 
-class ResumableBackup(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` whose mid-epoch restores keep the step schedules exact.
+class PreemptionNotice:
+    """SIGTERM (cloud preemption, ``kill``, Kubernetes eviction) sets a flag instead of
+    killing the process; :class:`RunCheckpoint` saves at the next step boundary and stops.
 
-    Keras restores weights saved mid-epoch but restarts that epoch from its first batch,
-    so the optimizer would run more steps than the schedules (learning rate, momentum)
-    were built for. After a restore this callback rewinds the step counter to the start of
-    the epoch being redone: the weights keep all progress and the run ends after exactly
-    ``epochs x steps`` scheduled steps.
+    Use as a context manager around ``fit``; the previous handler is restored on exit.
+    Signal handlers can only be installed from the main thread: elsewhere this is a no-op.
     """
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        steps = self.params.get("steps")
-        epoch = getattr(self.model, "_initial_epoch", None)
-        if steps and epoch is not None:
-            self.model.optimizer.iterations.assign(epoch * steps)
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Saves :class:`~siameseim_tf.training.checkpoints.RunCheckpoints` at every epoch's
+    end, every ``every_steps`` steps, and at the step boundary after a SIGTERM (then stops
+    training with ``preempted`` set).
+
+    Args:
+        checkpoints: the run's checkpoint directory.
+        data_start: step -> position of the next raw element of the data stream after it.
+        every_steps: also save mid-epoch (0: per epoch only).
+        notice: a :class:`PreemptionNotice` (or None).
+    """
+
+    def __init__(self, checkpoints, data_start, every_steps: int = 0, notice=None, log=print):
+        super().__init__()
+        self.checkpoints, self.data_start = checkpoints, data_start
+        self.every_steps, self.notice, self.log = every_steps, notice, log
+        self.preempted = False
+        self._saved_step = -1
+
+    def _step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _save(self, step: int) -> None:
+        if step != self._saved_step:
+            self.checkpoints.save(self.model, step, self.data_start(step))
+            self._saved_step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._step()
+        if self.notice is not None and self.notice.requested and not self.preempted:
+            self._save(step)
+            self.preempted = True
+            self.model.stop_training = True
+            self.log(f"[pretrain] SIGTERM: saved step {step}; run the same command to resume")
+        elif self.every_steps and step % self.every_steps == 0:
+            self._save(step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(self._step())

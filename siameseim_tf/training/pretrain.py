@@ -13,9 +13,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from siameseim_tf.training.callbacks import ResumableBackup
+from siameseim_tf.training.callbacks import PreemptionNotice, RunCheckpoint
+from siameseim_tf.training.checkpoints import (
+    CHECKPOINT_DIR,
+    FINISHED_FILE,
+    RunCheckpoints,
+    agree_on_step,
+    truncate_log,
+    write_atomically,
+)
 from siameseim_tf.training.optimizer import make_optimizer
-from siameseim_tf.training.strategy import select_strategy
+from siameseim_tf.training.resume import fit_resumably, num_workers
+from siameseim_tf.training.strategy import describe_devices, gpu_hint, select_strategy
 
 METHODS = ("siameseim", "mae")
 
@@ -37,8 +46,12 @@ def worker_directory(output_dir: Path, strategy) -> Path:
     """
     if is_chief(strategy):
         return output_dir
+    import hashlib
+
     resolver = strategy.cluster_resolver
-    return Path(tempfile.gettempdir()) / f"siameseim_worker_{resolver.task_type}_{resolver.task_id}"
+    run = hashlib.sha1(str(Path(output_dir).resolve()).encode()).hexdigest()[:10]
+    name = f"siameseim_worker_{run}_{resolver.task_type}_{resolver.task_id}"
+    return Path(tempfile.gettempdir()) / name
 
 
 def resolve_jit(jit_compile: bool | None, strategy) -> bool:
@@ -76,8 +89,11 @@ def build_dataset(
     crop_min: float,
     seed: int,
     fast_resize: bool = False,
+    start: int = 0,
+    positions=None,
 ):
-    """The distributed training stream of ``method``, sharded per input pipeline.
+    """The distributed training stream of ``method``, sharded per input pipeline, from
+    position tag ``start`` on (``positions`` records where each batch ends).
 
     ``num_masked`` must be the model's own M. ``fast_resize``: bilinear without
     antialiasing instead of SPEC's bicubic (fewer filter taps; aliasing on shrink).
@@ -98,6 +114,8 @@ def build_dataset(
             crop_min=crop_min,
             seed=seed,
             input_context=context,
+            start=start,
+            positions=positions,
             **resize,
         )
 
@@ -118,62 +136,24 @@ def probe_images(source, image_size: int, count: int = 256):
 
 
 def make_callbacks(
-    output_dir: Path,
-    strategy,
+    directory: Path,
     *,
-    backup_every_steps: int,
+    checkpoint,
     log_every_steps: int,
     leading: list,
 ) -> list:
-    """Run length and monitors first (they add to the logs), then checkpoints and logs."""
-    directory = worker_directory(output_dir, strategy)
+    """Run length and monitors first (they add to the logs), the epoch's log row, then
+    the checkpoint (a restart drops log rows the checkpoint does not cover)."""
     return [
         *leading,
-        # Per-worker backup directories: a shared one collides under MultiWorker (TF-NOTES).
-        ResumableBackup(
-            str(directory / "backup"),
-            save_freq=backup_every_steps or "epoch",
-            delete_checkpoint=True,  # a finished run leaves model.keras, not a backup
-        ),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(directory / "log.csv"), append=True),
         keras.callbacks.TensorBoard(
             str(directory / "tensorboard"), update_freq=log_every_steps or "epoch"
         ),
+        checkpoint,
         keras.callbacks.ModelCheckpoint(str(directory / "last.keras")),
     ]
-
-
-def gpu_hint() -> str | None:
-    """A warning with the fix when an NVIDIA GPU is present but TensorFlow sees none."""
-    import shutil
-
-    import tensorflow as tf
-
-    has_nvidia = os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi")
-    if not has_nvidia or tf.config.list_physical_devices("GPU"):
-        return None
-    built = tf.test.is_built_with_cuda()
-    fix = (
-        "this TensorFlow has no CUDA support (tensorflow-cpu?): pip uninstall -y "
-        "tensorflow-cpu tensorflow && pip install 'siameseim-tf[gpu]'"
-        if not built
-        else "TensorFlow has CUDA but finds no usable GPU: check the driver and CUDA "
-        "libraries (pip install 'siameseim-tf[gpu]' brings CUDA/cuDNN from pip)"
-    )
-    return f"WARNING [pretrain] an NVIDIA GPU is present but TensorFlow sees none: {fix}"
-
-
-def describe_devices(strategy) -> str:
-    """One line: replicas, device kinds and the strategy's class."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_logical_devices("GPU")
-    kind = f"{len(gpus)} GPU" if gpus else "CPU"
-    name = type(strategy).__name__
-    if name.startswith("_Default"):
-        return f"one device ({kind}, no tf.distribute strategy)"
-    return f"{name}, {strategy.num_replicas_in_sync} replica(s) on {kind}"
 
 
 def pretrain(
@@ -250,6 +230,13 @@ def pretrain(
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.config.set_dtype_policy(precision)
     strategy = strategy or select_strategy()
+    directory = worker_directory(output_dir, strategy)
+    if (output_dir / FINISHED_FILE).is_file() and (directory / "model.keras").is_file():
+        say(
+            f"[pretrain] {output_dir} holds a finished run (model.keras, encoder.keras): "
+            "nothing to do; pass another --output to train again"
+        )
+        return keras.saving.load_model(directory / "model.keras"), None
     decided = read_decided_steps(output_dir)
     plan = plan_run(
         source.num_images,
@@ -293,19 +280,32 @@ def pretrain(
         model.compile(optimizer=optimizer, jit_compile=jit)
         # Built before fit: avoids Keras' symbolic build under MultiWorker (keras #20585).
         model.optimizer.build(model.trainable_variables)
-    # Masks must hold exactly the model's M ones: the count comes from the model.
-    dataset = build_dataset(
-        method,
-        source,
-        global_batch_size,
-        strategy,
-        image_size=image_size,
-        patch_size=patch_size,
-        num_masked=model.num_patches - model.num_visible,
-        crop_min=crop_min,
-        seed=seed,
-        fast_resize=fast_resize,
-    )
+    checkpoints = RunCheckpoints(directory / CHECKPOINT_DIR, log=say)
+    restored = checkpoints.restore(model, agree_on_step(strategy, checkpoints.steps()))
+    if restored is not None:
+        say(
+            f"[pretrain] resuming from {restored.path.name}: step {restored.step}, epoch "
+            f"{restored.step // plan.steps_per_epoch + 1}, data stream at the next image"
+        )
+        truncate_log(directory / "log.csv", restored.step // plan.steps_per_epoch)
+
+    def stream(start: int, positions):
+        # Masks must hold exactly the model's M ones: the count comes from the model.
+        return build_dataset(
+            method,
+            source,
+            global_batch_size,
+            strategy,
+            image_size=image_size,
+            patch_size=patch_size,
+            num_masked=model.num_patches - model.num_visible,
+            crop_min=crop_min,
+            seed=seed,
+            fast_resize=fast_resize,
+            start=start,
+            positions=positions,
+        )
+
     multi_worker = getattr(getattr(strategy, "cluster_resolver", None), "task_type", None)
     leading = [
         RunLength(
@@ -330,12 +330,12 @@ def pretrain(
         )
     if verbose:
         leading.append(ProgressLogger(plan, log=say))
+    notice = PreemptionNotice()
+    checkpoint = RunCheckpoint(
+        checkpoints, None, every_steps=backup_every_steps, notice=notice, log=say
+    )
     callbacks = make_callbacks(
-        output_dir,
-        strategy,
-        backup_every_steps=backup_every_steps,
-        log_every_steps=log_every_steps,
-        leading=leading,
+        directory, checkpoint=checkpoint, log_every_steps=log_every_steps, leading=leading
     )
     if is_chief(strategy):
         run = dict(
@@ -363,16 +363,28 @@ def pretrain(
             "steps (docs/small_scale.md); pass --budget-minutes N or --steps N"
         )
     say("[pretrain] compiling the train step (the first step is slow)...")
-    history = model.fit(
-        dataset,
-        epochs=plan.max_epochs,
-        steps_per_epoch=plan.steps_per_epoch,
-        callbacks=callbacks + list(extra_callbacks or []),
-        verbose=0,
-    )
-    directory = worker_directory(output_dir, strategy)
-    model.save(directory / "model.keras")
-    model.encoder.save(directory / "encoder.keras")
+    with notice:
+        history = fit_resumably(
+            model,
+            stream,
+            plan,
+            restored,
+            checkpoint,
+            callbacks + list(extra_callbacks or []),
+            batches_per_step=strategy.num_replicas_in_sync // num_workers(strategy),
+        )
+    if checkpoint.preempted:
+        return model, history
+    # Final files first, atomically; only then the checkpoints go.
+    write_atomically(directory / "model.keras", model.save)
+    write_atomically(directory / "encoder.keras", model.encoder.save)
+    if is_chief(strategy):
+        steps = int(model.optimizer.iterations.numpy())
+        write_atomically(
+            output_dir / FINISHED_FILE,
+            lambda tmp: Path(tmp).write_text(json.dumps(dict(steps=steps))),
+        )
+    checkpoints.remove()
     report = getattr(source, "report", None)
     if report is not None and is_chief(strategy):
         (output_dir / "skipped.txt").write_text(report.listing() + "\n", errors="backslashreplace")

@@ -41,3 +41,35 @@ def split_cpu(count: int) -> list[str]:
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
     )
     return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def gpu_hint() -> str | None:
+    """A warning with the fix when an NVIDIA GPU is present but TensorFlow sees none."""
+    import shutil
+
+    import tensorflow as tf
+
+    has_nvidia = os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi")
+    if not has_nvidia or tf.config.list_physical_devices("GPU"):
+        return None
+    built = tf.test.is_built_with_cuda()
+    fix = (
+        "this TensorFlow has no CUDA support (tensorflow-cpu?): pip uninstall -y "
+        "tensorflow-cpu tensorflow && pip install 'siameseim-tf[gpu]'"
+        if not built
+        else "TensorFlow has CUDA but finds no usable GPU: check the driver and CUDA "
+        "libraries (pip install 'siameseim-tf[gpu]' brings CUDA/cuDNN from pip)"
+    )
+    return f"WARNING [pretrain] an NVIDIA GPU is present but TensorFlow sees none: {fix}"
+
+
+def describe_devices(strategy) -> str:
+    """One line: replicas, device kinds and the strategy's class."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    kind = f"{len(gpus)} GPU" if gpus else "CPU"
+    name = type(strategy).__name__
+    if name.startswith("_Default"):
+        return f"one device ({kind}, no tf.distribute strategy)"
+    return f"{name}, {strategy.num_replicas_in_sync} replica(s) on {kind}"

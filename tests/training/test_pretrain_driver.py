@@ -43,20 +43,51 @@ def run(tmp_path, **kwargs):
     )
 
 
-def test_run_directory_and_resume_after_crash(tmp_path):
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path, extra_callbacks=[Crash(after_batches=7)])  # in epoch 2 of 3 (4 steps)
-    model, history = run(tmp_path)
+def weights(model) -> list[np.ndarray]:
+    return [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+
+def max_difference(a, b) -> float:
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(weights(a), weights(b)))
+
+
+def log_epochs(directory) -> list[int]:
+    rows = (directory / "log.csv").read_text().splitlines()[1:]
+    return [int(row.split(",")[0]) for row in rows]
+
+
+def test_crash_resume_reaches_the_uninterrupted_weights(tmp_path):
+    reference, _ = run(tmp_path / "a", seed=3)
+    with pytest.raises(KeyboardInterrupt):  # mid-epoch 2 of 3 (4 steps), a backup at step 6
+        run(tmp_path / "b", seed=3, extra_callbacks=[Crash(after_batches=7)])
+    model, history = run(tmp_path / "b", seed=3)
     # The resumed run finished the schedule: 3 epochs x 4 steps, no more, no fewer.
     assert int(model.optimizer.iterations) == 12
     assert float(keras.ops.convert_to_numpy(model.momentum_total_steps)) == 12
     assert len(history.history["loss"]) < 3  # it did not start again from epoch 1
-    directory = tmp_path / "run"
-    for name in ("model.keras", "encoder.keras", "run.json", "log.csv", "skipped.txt"):
+    assert max_difference(model, reference) <= 1e-6
+    directory = tmp_path / "b" / "run"
+    assert log_epochs(directory) == [0, 1, 2]
+    for name in ("model.keras", "encoder.keras", "run.json", "skipped.txt", "finished.json"):
         assert (directory / name).is_file(), name
+    assert not (directory / "checkpoints").exists()  # removed once the final files exist
     assert json.loads((directory / "run.json").read_text())["steps_per_epoch"] == 4
     encoder = keras.saving.load_model(directory / "encoder.keras")
     assert encoder.embed_dim == TINY["embed_dim"]
+
+
+def test_finished_run_is_not_trained_again(tmp_path, capsys):
+    run(tmp_path, seed=1)
+    _, history = pretrain(
+        array_source(images()),
+        tmp_path / "run",
+        model_args=dict(TINY),
+        epochs=3,
+        global_batch_size=16,
+        verbose=1,
+    )
+    assert history is None
+    assert "holds a finished run" in capsys.readouterr().out
 
 
 def test_recipes_validate_and_switch_method():

@@ -1,0 +1,44 @@
+"""Resuming a run at the exact next batch: ``fit`` from a restored step and stream position."""
+
+from __future__ import annotations
+
+
+def num_workers(strategy) -> int:
+    return getattr(getattr(strategy, "extended", None), "_num_workers", 1) or 1
+
+
+def fit_resumably(model, stream, plan, restored, checkpoint, callbacks, batches_per_step):
+    """``model.fit`` from the restored step to the end of the plan.
+
+    Keras restarts an epoch at its first batch; a restore in mid-epoch therefore fits the
+    rest of that epoch first (``steps_per_epoch`` = the steps left), then the remaining
+    epochs on a stream rebuilt from the position reached. Every stream starts at the
+    exact next raw element (``stream(start, positions)``).
+    """
+    from siameseim_tf.data.pipeline import StreamPositions
+
+    spe = plan.steps_per_epoch
+    step = restored.step if restored is not None else 0
+    start = restored.data_start if restored is not None else 0
+    history = None
+    while step < plan.max_epochs * spe:
+        epoch, into = divmod(step, spe)
+        positions = StreamPositions(start)
+        base = step
+        checkpoint.data_start = lambda s, p=positions, b=base: p.next_start(
+            (s - b) * batches_per_step
+        )
+        history = model.fit(
+            stream(start, positions),
+            initial_epoch=epoch,
+            epochs=epoch + 1 if into else plan.max_epochs,
+            steps_per_epoch=spe - into,
+            callbacks=callbacks,
+            shuffle=False,  # the stream shuffles itself, per pass and seeded
+            verbose=0,
+        )
+        step = int(model.optimizer.iterations.numpy())
+        if model.stop_training or not into:
+            break
+        start = positions.next_start((step - base) * batches_per_step)
+    return history
