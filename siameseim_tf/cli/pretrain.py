@@ -6,6 +6,7 @@ TensorFlow is imported inside :func:`run` only.
 from __future__ import annotations
 
 import argparse
+import os
 
 from siameseim_tf.cli import UserError
 
@@ -193,7 +194,7 @@ def pretrain_from_recipe(
 
     ``data``: an ImageSource, or what ``--data`` accepts.
     """
-    from siameseim_tf.data import ImageSource
+    from siameseim_tf.data import BadInputError, ImageSource
     from siameseim_tf.recipes import model_arguments
     from siameseim_tf.training.pretrain import pretrain
     from siameseim_tf.training.run_length import RunPlanError
@@ -211,8 +212,13 @@ def pretrain_from_recipe(
             strategy=select_strategy(tpu=tpu),
             **train,
         )
-    except RunPlanError as error:  # e.g. fewer images than one batch
+    except (RunPlanError, BadInputError) as error:  # e.g. fewer images than one batch
         raise UserError(str(error)) from None
+    if history is None:  # a finished run: nothing was trained
+        return model, history
+    if not os.path.isfile(os.path.join(output, "finished.json")):
+        print(f"stopped before the end (SIGTERM): {output} resumes with the same command")
+        return model, history
     print(f"saved {output}/model.keras and {output}/encoder.keras")
     skipped = getattr(source, "report", None)
     if skipped is not None and skipped.count:

@@ -104,7 +104,10 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
             self.log(f"[pretrain] SIGTERM: saved step {step}; run the same command to resume")
         elif self.every_steps and step % self.every_steps == 0:
-            self._save(step)
+            # The last batch of an epoch is saved by on_epoch_end, after the epoch's log
+            # row: a checkpoint never covers an epoch whose row is not written.
+            if batch + 1 != self.params.get("steps"):
+                self._save(step)
 
     def on_epoch_end(self, epoch, logs=None):
         self._save(self._step())

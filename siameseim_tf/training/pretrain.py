@@ -122,6 +122,22 @@ def build_dataset(
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
+def require_decodable(source) -> None:
+    """Raises BadInputError when no image of ``source`` decodes (files that pass the header
+    scan can still fail); training would otherwise wait forever for a first batch."""
+    from siameseim_tf.data import BadInputError
+
+    if not source.may_fail:
+        return
+    ds = source.raw(1, 0).map(source.decode).ignore_errors().take(1)
+    if not any(True for _ in ds):
+        raise BadInputError(
+            f"{source.name}: none of its {source.num_images or ''} image(s) could be decoded "
+            "(they passed the header scan but every decode failed)",
+            source.name,
+        )
+
+
 def probe_images(source, image_size: int, count: int = 256):
     """The first ``count`` usable images of ``source``, preprocessed as for evaluation."""
     import tensorflow as tf
@@ -236,7 +252,11 @@ def pretrain(
             f"[pretrain] {output_dir} holds a finished run (model.keras, encoder.keras): "
             "nothing to do; pass another --output to train again"
         )
+        import siameseim_tf.models.mae  # noqa: F401 - registers the classes for loading
+        import siameseim_tf.models.siameseim  # noqa: F401
+
         return keras.saving.load_model(directory / "model.keras"), None
+    require_decodable(source)
     decided = read_decided_steps(output_dir)
     plan = plan_run(
         source.num_images,
