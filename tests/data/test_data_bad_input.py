@@ -173,3 +173,31 @@ def test_user_folder_odd_names_alpha_webp_and_full_listing(tmp_path):
     assert all(f"broken_{i}.jpg" in listing for i in range(7))
     with pytest.raises(BadInputError, match="is a file"):
         open_source(str(folder / "alpha.webp"))
+
+
+def test_images_in_flight_are_not_counted_as_skipped(tmp_path):
+    """Training stops after 2 batches with many images prefetched: only the file that
+    really failed before the last consumed image is reported."""
+    rng = np.random.default_rng(3)
+    for k in range(40):
+        _image(rng).save(tmp_path / f"{k:02d}.png")
+    source = image_folder_source(str(tmp_path))
+    (tmp_path / "01.png").write_bytes(b"broken after the scan")
+    ds = build_pretraining_dataset(source, 4, shuffle=False, **KW)  # repeats forever
+    for _ in ds.take(2):
+        pass
+    assert source.report.runtime_failures == [str(tmp_path / "01.png")]
+    assert source.report.count == 1
+
+
+def test_folder_whose_every_image_fails_to_decode_errors_instead_of_hanging(tmp_path):
+    from siameseim_tf.training.pretrain import require_decodable
+
+    rng = np.random.default_rng(4)
+    for k in range(3):
+        _image(rng).save(tmp_path / f"{k}.png")
+    source = image_folder_source(str(tmp_path))  # the scan passes them
+    for k in range(3):  # then every file breaks: decoding would drop all, forever
+        (tmp_path / f"{k}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    with pytest.raises(BadInputError, match="could be decoded"):
+        require_decodable(source)
