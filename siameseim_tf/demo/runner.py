@@ -63,7 +63,7 @@ def pretrain_encoder(config: dict, images: np.ndarray, output: str, settings, se
     from siameseim_tf.recipes import model_arguments
     from siameseim_tf.training.pretrain import pretrain
 
-    if os.path.isdir(output):  # a fresh run: pretrain() would resume from output/backup
+    if os.path.isdir(output):  # a fresh run: pretrain() would resume from output/checkpoints
         shutil.rmtree(output)
     budget_seconds = settings.budget_minutes and 60.0 * settings.budget_minutes
     budget, recorder = TimeBudget(budget_seconds), LossRecorder()

@@ -46,23 +46,54 @@ def wait_all(workers, timeout: float) -> list[str]:
                 w.kill()
 
 
-@pytest.mark.slow
-def test_two_workers_train_identically(tmp_path):
+def start_workers(tmp_path, run_dir, *extra: str, tag: str = "") -> list:
     ports = free_ports(2)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     workers = []
     for i in range(2):  # output to files: a full pipe would block a worker
-        out, log = tmp_path / f"worker{i}.out", tmp_path / f"worker{i}.log"
+        out, log = tmp_path / f"worker{i}{tag}.out", tmp_path / f"worker{i}{tag}.log"
         command = [sys.executable, "-m", "tests.training.multiworker_run", *ports, str(i),
-                   str(tmp_path / "run")]  # fmt: skip
+                   str(run_dir), *extra]  # fmt: skip
         with open(out, "w") as stdout, open(log, "w") as stderr:
             worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
         worker.out, worker.log = out, log
         workers.append(worker)
-    reports = [json.loads(out.strip().splitlines()[-1]) for out in wait_all(workers, 600)]
+    return workers
+
+
+def reports_of(workers, timeout: float = 600) -> list[dict]:
+    return [json.loads(out.strip().splitlines()[-1]) for out in wait_all(workers, timeout)]
+
+
+@pytest.mark.slow
+def test_two_workers_train_identically(tmp_path):
+    reports = reports_of(start_workers(tmp_path, tmp_path / "run"))
     assert all(r["replicas"] == 2 for r in reports)
     assert reports[0]["checksum"] == pytest.approx(reports[1]["checksum"], rel=1e-6)
     assert reports[0]["loss"] == pytest.approx(reports[1]["loss"], rel=1e-6)
     # Only the chief (worker 0) writes into the run directory.
     assert (tmp_path / "run" / "encoder.keras").is_file()
     assert (tmp_path / "run" / "run.json").is_file()
+
+
+@pytest.mark.slow
+def test_killing_one_worker_and_restarting_both_resumes_exactly(tmp_path):
+    reference = reports_of(start_workers(tmp_path, tmp_path / "reference", "kill-test"))
+    run_dir = tmp_path / "killed"
+    for attempt, after_step in enumerate((3, 9)):
+        workers = start_workers(tmp_path, run_dir, "kill-test", tag=f"k{attempt}")
+        deadline = time.monotonic() + 300
+        while not any(
+            int(p.name.split("-")[1]) >= after_step for p in run_dir.glob("checkpoints/step-*")
+        ):
+            assert time.monotonic() < deadline and workers[0].poll() is None
+            time.sleep(0.1)
+        workers[1].kill()  # one worker dies; the other is left blocked in a collective
+        time.sleep(1.0)
+        workers[0].kill()
+        for w in workers:
+            w.wait(30)
+    resumed = reports_of(start_workers(tmp_path, run_dir, "kill-test", tag="end"))
+    assert [r["steps"] for r in resumed] == [r["steps"] for r in reference] == [16, 16]
+    assert resumed[0]["checksum"] == pytest.approx(reference[0]["checksum"], rel=1e-6, abs=1e-6)
+    assert resumed[0]["checksum"] == pytest.approx(resumed[1]["checksum"], rel=1e-7)
