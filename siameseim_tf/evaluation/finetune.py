@@ -20,7 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from siameseim_tf.evaluation.features import iterate_batches, preprocess_uint8
-from siameseim_tf.evaluation.optim import ScaledAdamW, WarmupCosine
+from siameseim_tf.evaluation.optim import ScaledAdamW
+from siameseim_tf.training.schedules import WarmupCosine
 
 
 class FineTuneClassifier(keras.Model):
@@ -221,7 +222,10 @@ def fine_tune(
     warmup_epochs = epochs * 0.05 if warmup_epochs is None else warmup_epochs
     peak_lr = base_lr * batch_size / 256
     schedule = WarmupCosine(
-        peak_lr, epochs * steps_per_epoch, round(warmup_epochs * steps_per_epoch), min_lr
+        peak_lr,
+        warmup_steps=round(warmup_epochs * steps_per_epoch),
+        total_steps=epochs * steps_per_epoch,
+        min_lr=min_lr,
     )
     optimizer = make_optimizer(model, schedule, weight_decay, layer_decay)
     optimizer.build(model.trainable_variables)

@@ -61,7 +61,8 @@ def linear_probe(
     """
     import keras
 
-    from siameseim_tf.evaluation.optim import LARS, WarmupCosine
+    from siameseim_tf.evaluation.optim import LARS
+    from siameseim_tf.training.schedules import WarmupCosine
 
     if optimizer not in ("lars", "sgd"):
         raise ValueError(f"optimizer must be 'lars' or 'sgd', got {optimizer!r}")

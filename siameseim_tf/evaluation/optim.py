@@ -1,41 +1,14 @@
-"""Optimisation helpers for the trained protocols: warmup + cosine schedule, LARS, and
-AdamW with per-variable learning-rate factors (layer-wise lr decay)."""
+"""Optimisation helpers for the trained protocols: LARS and AdamW with per-variable
+learning-rate factors (layer-wise lr decay). The warmup + cosine schedule is the
+pretraining one (:class:`siameseim_tf.training.schedules.WarmupCosine`): one class under
+one registered name, so that a saved schedule always loads as what was saved."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import keras
 from keras import ops
-
-
-@keras.saving.register_keras_serializable(package="siameseim_tf")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup from 0 to ``peak_lr`` over ``warmup_steps``, then half-cosine to
-    ``min_lr`` at ``total_steps`` (MAE's per-iteration ``adjust_learning_rate``)."""
-
-    def __init__(self, peak_lr: float, total_steps: int, warmup_steps: int, min_lr: float = 0.0):
-        self.peak_lr, self.min_lr = float(peak_lr), float(min_lr)
-        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        warmup = self.peak_lr * step / max(self.warmup_steps, 1)
-        progress = (step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1)
-        progress = ops.clip(progress, 0.0, 1.0)
-        cosine = self.min_lr + (self.peak_lr - self.min_lr) * 0.5 * (
-            1.0 + ops.cos(math.pi * progress)
-        )
-        return ops.where(step < self.warmup_steps, warmup, cosine)
-
-    def get_config(self):
-        return dict(
-            peak_lr=self.peak_lr,
-            total_steps=self.total_steps,
-            warmup_steps=self.warmup_steps,
-            min_lr=self.min_lr,
-        )
 
 
 class LARS(keras.optimizers.Optimizer):

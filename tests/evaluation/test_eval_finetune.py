@@ -16,7 +16,7 @@ from siameseim_tf.evaluation.finetune import (
     rebuild_encoder,
     relative_path,
 )
-from siameseim_tf.evaluation.optim import WarmupCosine
+from siameseim_tf.training.schedules import WarmupCosine
 
 
 def test_rebuild_copies_weights_and_sets_drop_path(make_encoder):
@@ -72,7 +72,7 @@ def test_effective_learning_rate_per_variable(make_encoder):
 def test_weight_decay_uses_the_scaled_lr_and_skips_1d(make_encoder):
     depth, decay, lr, wd = 2, 0.5, 0.1, 0.05
     model = FineTuneClassifier(rebuild_encoder(make_encoder(depth=depth), 0.0), 10)
-    optimizer = make_optimizer(model, WarmupCosine(lr, 10, 0), wd, decay)
+    optimizer = make_optimizer(model, WarmupCosine(lr, warmup_steps=0, total_steps=10), wd, decay)
     variables = model.trainable_variables
     before = {relative_path(v): v.numpy().copy() for v in variables}
     optimizer.apply([tf.zeros_like(v) for v in variables], variables)  # decay only

@@ -38,7 +38,7 @@ def test_linear_probe_fails_on_random_labels(separable_features):
 
 
 def test_warmup_cosine_schedule():
-    from siameseim_tf.evaluation.optim import WarmupCosine
+    from siameseim_tf.training.schedules import WarmupCosine
 
     schedule = WarmupCosine(peak_lr=1.0, total_steps=110, warmup_steps=10, min_lr=0.1)
     values = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
