@@ -89,6 +89,7 @@ def build_dataset(
     crop_min: float,
     seed: int,
     fast_resize: bool = False,
+    color: bool = True,
     start: int = 0,
     positions=None,
 ):
@@ -97,12 +98,17 @@ def build_dataset(
 
     ``num_masked`` must be the model's own M. ``fast_resize``: bilinear without
     antialiasing instead of SPEC's bicubic (fewer filter taps; aliasing on shrink).
+    ``color=False``: no colour jitter / grayscale / blur / solarise (SiameseIM only).
     """
+    if not color and method != "siameseim":
+        raise ValueError(f"color=False is a SiameseIM view option; {method} has none")
     if method == "siameseim":
         from siameseim_tf.data import build_pretraining_dataset as builder
     else:
         from siameseim_tf.training.mae_data import build_mae_dataset as builder
     resize = dict(interpolation="bilinear", antialias=False) if fast_resize else {}
+    if not color:
+        resize["color"] = False
 
     def dataset_fn(context):
         return builder(
@@ -187,6 +193,7 @@ def pretrain(
     warmup_fraction: float | None = None,
     weight_decay: float = 0.05,
     crop_min: float = 0.2,
+    color: bool = True,
     seed: int = 0,
     steps_per_epoch: int | None = None,
     min_steps_per_epoch: int = 1,
@@ -226,6 +233,7 @@ def pretrain(
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
         jit_compile: XLA-compile the train step; default: on with one replica only.
         fast_resize: bilinear view resizing without antialiasing instead of bicubic.
+        color: the colour augmentations of SPEC §1 (off: crops and flips only).
         monitors: collapse monitors (feature std, effective rank) on a probe batch.
         monitor_data: optional (images uint8 [L, H, W, C], labels [L]) for online k-NN.
         monitor_every_steps: also measure the monitors every so many steps.
@@ -322,6 +330,7 @@ def pretrain(
             crop_min=crop_min,
             seed=seed,
             fast_resize=fast_resize,
+            color=color,
             start=start,
             positions=positions,
         )
@@ -369,6 +378,7 @@ def pretrain(
             warmup_fraction=plan.warmup_fraction,
             weight_decay=weight_decay,
             crop_min=crop_min,
+            color=color,
             seed=seed,
             steps_per_epoch=plan.steps_per_epoch,
             precision=precision,
