@@ -18,10 +18,14 @@ def gelu_exact(x):
     return 0.5 * x * (1.0 + ops.erf(x * ops.cast(_INV_SQRT2, x.dtype)))
 
 
-def _dense(units: int, name: str) -> keras.layers.Dense:
-    # Xavier-uniform weights, zero biases (SPEC §3 initialisation).
+def xavier_dense(units: int, name: str, dtype=None) -> keras.layers.Dense:
+    """Dense with Xavier-uniform weights and zero biases (SPEC §3 initialisation)."""
     return keras.layers.Dense(
-        units, kernel_initializer="glorot_uniform", bias_initializer="zeros", name=name
+        units,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        name=name,
+        dtype=dtype,
     )
 
 
@@ -44,7 +48,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.qkv = keras.layers.Dense(
             3 * dim, use_bias=qkv_bias, kernel_initializer="glorot_uniform", name="qkv"
         )
-        self.proj = _dense(dim, "proj")
+        self.proj = xavier_dense(dim, "proj")
 
     def build(self, input_shape):
         self.qkv.build(input_shape)
@@ -104,8 +108,8 @@ class TransformerBlock(keras.layers.Layer):
         self.norm1 = make_norm(norm, name="norm1")
         self.attn = MultiHeadSelfAttention(dim, num_heads, qkv_bias, name="attn")
         self.norm2 = make_norm(norm, name="norm2")
-        self.fc1 = _dense(self.hidden_dim, "fc1")
-        self.fc2 = _dense(dim, "fc2")
+        self.fc1 = xavier_dense(self.hidden_dim, "fc1")
+        self.fc2 = xavier_dense(dim, "fc2")
         self.seed_generator = keras.random.SeedGenerator(0) if drop_path > 0 else None
 
     def build(self, input_shape):

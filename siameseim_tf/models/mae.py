@@ -15,7 +15,8 @@ import keras
 from keras import ops
 
 from siameseim_tf.layers import TransformerBlock, sincos_2d_embedding
-from siameseim_tf.models.siameseim import visible_indices
+from siameseim_tf.layers.tokens import visible_indices
+from siameseim_tf.layers.transformer import xavier_dense
 from siameseim_tf.models.vit import ViTEncoder
 from siameseim_tf.training.gradients import DistributedTrainingMixin
 from siameseim_tf.training.metrics import LastValue
@@ -196,10 +197,7 @@ class MAE(DistributedTrainingMixin, keras.Model):
         self.decoder_dim, self.norm_pix_loss = decoder_dim, norm_pix_loss
         self.clip_grad_norm = clip_grad_norm
 
-        def dense(units, name):
-            return keras.layers.Dense(units, kernel_initializer="glorot_uniform", name=name)
-
-        self.decoder_embed = dense(decoder_dim, "decoder_embed")
+        self.decoder_embed = xavier_dense(decoder_dim, "decoder_embed")
         self.decoder_blocks = [
             TransformerBlock(
                 decoder_dim, decoder_num_heads, mlp_ratio, norm="layer", name=f"decoder_blocks_{k}"
@@ -209,7 +207,7 @@ class MAE(DistributedTrainingMixin, keras.Model):
         self.decoder_norm = keras.layers.LayerNormalization(
             epsilon=1e-6, dtype="float32", name="decoder_norm"
         )
-        self.decoder_pred = dense(patch_size * patch_size * 3, "decoder_pred")
+        self.decoder_pred = xavier_dense(patch_size * patch_size * 3, "decoder_pred")
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")

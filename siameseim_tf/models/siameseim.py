@@ -6,6 +6,8 @@ import keras
 from keras import ops
 
 from siameseim_tf.layers import TransformerBlock, relative_position_embedding, sincos_2d_embedding
+from siameseim_tf.layers.tokens import visible_indices
+from siameseim_tf.layers.transformer import xavier_dense
 from siameseim_tf.losses import unigrad_loss
 from siameseim_tf.models.vit import ViTEncoder
 from siameseim_tf.training.gradients import DistributedTrainingMixin
@@ -14,14 +16,6 @@ from siameseim_tf.training.schedules import momentum_at
 
 # Variables that are fixed tables or running statistics, never momentum-updated.
 _NOT_EMA = ("pos_embed", "moving_mean", "moving_variance")
-
-
-def visible_indices(mask, num_visible: int):
-    """Grid indices of the unmasked patches, in grid order: mask [B, N] -> [B, V]."""
-    num_patches = mask.shape[-1]
-    # Unique sort keys: visible cells first, each group in grid order.
-    keys = ops.cast(mask, "int32") * num_patches + ops.arange(num_patches, dtype="int32")
-    return ops.argsort(keys, axis=-1)[:, :num_visible]
 
 
 @keras.saving.register_keras_serializable(package="siameseim_tf")
@@ -128,19 +122,16 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
                 for k in range(count)
             ]
 
-        def dense(units, name):
-            return keras.layers.Dense(units, kernel_initializer="glorot_uniform", name=name)
-
         # Online branch.
         self.encoder = encoder("encoder")
-        self.decoder_embed = dense(decoder_dim, "decoder_embed")
+        self.decoder_embed = xavier_dense(decoder_dim, "decoder_embed")
         self.projector_blocks = blocks(projector_depth, "projector_decoder_blocks")
-        self.decoder_pos_mlp = dense(decoder_dim, "decoder_pos_mlp")
+        self.decoder_pos_mlp = xavier_dense(decoder_dim, "decoder_pos_mlp")
         self.predictor_blocks = blocks(predictor_depth, "predictor_decoder_blocks")
-        self.decoder_pred = dense(decoder_dim, "decoder_pred")
+        self.decoder_pred = xavier_dense(decoder_dim, "decoder_pred")
         # Momentum target branch: same structure, never receives gradients.
         self.target_encoder = encoder("mm_encoder")
-        self.target_decoder_embed = dense(decoder_dim, "mm_decoder_embed")
+        self.target_decoder_embed = xavier_dense(decoder_dim, "mm_decoder_embed")
         self.target_projector_blocks = blocks(projector_depth, "mm_projector_decoder_blocks")
 
         self.loss_tracker = keras.metrics.Mean(name="loss")

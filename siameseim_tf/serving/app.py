@@ -52,9 +52,42 @@ class BodyLimit:
             more = message.get("more_body", False) and message["type"] == "http.request"
 
 
-async def _send_json(send, status: int, content: dict) -> None:
+class RequestHygiene:
+    """ASGI middleware for what KServe's routes get wrong for our users:
+
+    - ``/v2/repository/...`` (load / unload / index) is refused: the served model is fixed
+      at start-up, and an unauthenticated unload would leave a "ready" server that
+      answers nothing until restarted;
+    - a v2 inference body sent with a form or missing content type (``curl -d``) is read
+      as JSON, as the documented examples promise (binary-extension requests, which carry
+      ``Inference-Header-Content-Length``, are left alone).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if path.startswith("/v2/repository"):
+            message = "model repository control is disabled: the served model is fixed at start-up"
+            return await _send_json(send, 404, {"error": message})
+        if scope.get("method") == "POST" and path.startswith("/v2/models/"):
+            headers = dict(scope["headers"])
+            kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            binary = b"inference-header-content-length" in headers
+            if not binary and kind in (b"", b"application/x-www-form-urlencoded", b"text/plain"):
+                kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                scope = dict(scope, headers=[*kept, (b"content-type", b"application/json")])
+        await self.app(scope, receive, send)
+
+
+async def _send_json(send, status: int, content: dict, close: bool = False) -> None:
     body = json.dumps(content).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -75,6 +108,27 @@ async def _invalid_request(_, error):
     return ORJSONResponse(status_code=400, content={"error": f"invalid request: {problems}"})
 
 
+async def _http_error(_, error):
+    """Starlette's own 404 / 405 / ... answers: {"error": ...} like every other answer."""
+    from fastapi.responses import ORJSONResponse
+
+    return ORJSONResponse(
+        status_code=error.status_code, content={"error": str(error.detail)}, headers=error.headers
+    )
+
+
+async def _internal_error(_, error: Exception):
+    """A bug of ours: a short message (never the request echoed back), and the connection
+    is closed explicitly so that a keep-alive client reconnects instead of failing."""
+    from fastapi.responses import ORJSONResponse
+
+    return ORJSONResponse(
+        status_code=500,
+        content={"error": f"internal error ({type(error).__name__})"},
+        headers={"connection": "close"},
+    )
+
+
 def build_app(config: ServeConfig):
     """The FastAPI application serving ``config.model_path`` as ``config.name``."""
     from fastapi.exceptions import RequestValidationError
@@ -82,6 +136,7 @@ def build_app(config: ServeConfig):
     from kserve.protocol.dataplane import DataPlane
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
     from kserve.protocol.rest.server import RESTServer
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from siameseim_tf.serving.server import EncoderModel
 
@@ -97,6 +152,9 @@ def build_app(config: ServeConfig):
     app = kserve.model_server.app
     app.add_exception_handler(RequestTooLarge, _too_large)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
+    app.add_middleware(RequestHygiene)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
     return app
 

@@ -187,12 +187,29 @@ def _v2_images(infer_input, limits: Limits) -> list[Image]:
                 f"got {list(infer_input.shape)}"
             )
         _check_count(shape[0], limits)
+        _check_integral(infer_input)
         pixels = _v2_tensor(infer_input).reshape(shape)
         return [pixels_array(p, limits, f"{infer_input.name}[{k}]") for k, p in enumerate(pixels)]
     raise BadRequest(
         f"input {infer_input.name!r}: datatype must be BYTES (encoded images) or "
         f"UINT8 (pixels [B, H, W, 3]), got {infer_input.datatype}"
     )
+
+
+def _check_integral(infer_input) -> None:
+    """JSON UINT8 data with fractional values: 400 (a cast would truncate them silently)."""
+    data = getattr(infer_input, "data", None)
+    if not isinstance(data, list):
+        return  # binary tensor data: bytes are uint8 by construction
+    try:
+        kind = np.asarray(data).dtype.kind
+    except (ValueError, TypeError):
+        return  # ragged: reported by the shape check in _v2_tensor
+    if kind not in "iub":
+        raise BadRequest(
+            f"UINT8 input {infer_input.name!r}: pixels must be integers in 0..255, "
+            f"got {np.asarray(data).dtype} values"
+        )
 
 
 def _check_count(count: int, limits: Limits) -> None:

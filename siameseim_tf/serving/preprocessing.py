@@ -31,7 +31,7 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # Resize-then-crop ratio of SPEC §7: shorter side to S * 256 / 224, centre crop S.
 RESIZE_NUMERATOR, RESIZE_DENOMINATOR = 256, 224
 # Formats the TF-free server decodes (the SavedModel decodes what tf.io.decode_image does).
-SERVER_IMAGE_FORMATS = ("JPEG", "PNG")
+SERVER_IMAGE_FORMATS = ("JPEG", "PNG", "MPO")  # MPO: camera JPEG + extra pictures
 # libjpeg's accurate integer DCT: what PIL uses, and what the TF decoder is told to use
 # (TF's default, the fast DCT, differs from PIL by up to ~6 grey levels).
 JPEG_DCT_METHOD = "INTEGER_ACCURATE"
@@ -73,13 +73,19 @@ def resized_shape(height: int, width: int, image_size: int) -> tuple[int, int]:
     return new_h, new_w
 
 
-def _bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices and weights along one axis, as tf.image.resize (half-pixel centres).
+def _bilinear_axis(
+    in_size: int, out_size: int, start: int = 0, count: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights along one axis, as tf.image.resize (half-pixel centres),
+    for output positions ``start .. start + count`` only (memory ~ count, not out_size:
+    a 1 x 250 000 image resized for a 32 px model is 9 million columns wide).
 
-    Returns (lower [out], upper [out], lerp [out] float32).
+    Returns (lower [count], upper [count], lerp [count] float32).
     """
+    count = out_size - start if count is None else count
     scale = np.float32(in_size) / np.float32(out_size)
-    centre = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    positions = np.arange(start, start + count, dtype=np.int64).astype(np.float32)
+    centre = (positions + np.float32(0.5)) * scale - np.float32(0.5)
     floor = np.floor(centre)
     lower = np.maximum(floor, 0).astype(np.int64)
     upper = np.minimum(np.ceil(centre), in_size - 1).astype(np.int64)
@@ -101,16 +107,19 @@ def resize_bilinear(
         float32 [height, width, C] (the window) or [new_h, new_w, C].
     """
     top, left, height, width = window or (0, 0, new_h, new_w)
-    rows = [a[top : top + height] for a in _bilinear_axis(image.shape[0], new_h)]
-    cols = [a[left : left + width] for a in _bilinear_axis(image.shape[1], new_w)]
-    (row_lo, row_hi, y_lerp), (col_lo, col_hi, x_lerp) = rows, cols
+    row_lo, row_hi, y_lerp = _bilinear_axis(image.shape[0], new_h, top, height)
+    col_lo, col_hi, x_lerp = _bilinear_axis(image.shape[1], new_w, left, width)
     x_lerp, y_lerp = x_lerp[None, :, None], y_lerp[:, None, None]  # [1, w, 1], [h, 1, 1]
-    # Gather the needed source rows first (memory ~ h x W, not H x W, in float32), then
-    # interpolate along x on the two rows and along y (TF's order of operations).
-    rows_top = image[row_lo].astype(np.float32)  # [h, W, C]
-    rows_bottom = image[row_hi].astype(np.float32)
-    top_row = rows_top[:, col_lo] + (rows_top[:, col_hi] - rows_top[:, col_lo]) * x_lerp
-    bottom_row = rows_bottom[:, col_lo] + (rows_bottom[:, col_hi] - rows_bottom[:, col_lo]) * x_lerp
+
+    # Gather only the four corner pixels of each output pixel (memory ~ h x w, whatever
+    # the source size), then interpolate along x and along y (TF's order of operations).
+    def corners(rows, cols):
+        return image[rows[:, None], cols[None, :]].astype(np.float32)  # [h, w, C]
+
+    top_left, top_right = corners(row_lo, col_lo), corners(row_lo, col_hi)
+    bottom_left, bottom_right = corners(row_hi, col_lo), corners(row_hi, col_hi)
+    top_row = top_left + (top_right - top_left) * x_lerp
+    bottom_row = bottom_left + (bottom_right - bottom_left) * x_lerp
     return top_row + (bottom_row - top_row) * y_lerp  # [h, w, C]
 
 
@@ -152,6 +161,10 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
                     f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels"
                 )
             image.load()  # decodes; raises on truncated data (LOAD_TRUNCATED_IMAGES is off)
+            if image.mode.startswith("I;16") or image.mode == "I":
+                # 16-bit grey: keep the high byte, as TF's decoder does (PIL would clip).
+                grey = (np.asarray(image).astype(np.int64) >> 8).clip(0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=-1)
             rgb = image.convert("RGB")
     except UnidentifiedImageError as error:
         raise ImageError("bytes are not a decodable image (JPEG or PNG expected)") from error

@@ -24,7 +24,8 @@ WEIGHTS_FILE = "state.weights.h5"
 STATE_FILE = "state.json"
 FINISHED_FILE = "finished.json"
 # Fault injection for the kill tests: "STAGE:STEP" kills this process with SIGKILL at
-# STAGE ("weights-written" = mid-save, "renamed" = saved, not yet pruned) of step STEP.
+# STAGE of step STEP: "weights-written" (mid-save), "renamed" (saved, not yet pruned),
+# "final-saved" (model.keras and encoder.keras written, finished.json not yet).
 FAULT_ENV = "SIAMESEIM_TEST_KILL_AT"
 
 
@@ -45,7 +46,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _fault(stage: str, step: int) -> None:
+def fault(stage: str, step: int) -> None:
     if os.environ.get(FAULT_ENV) == f"{stage}:{step}":
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -97,7 +98,7 @@ class RunCheckpoints:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         model.save_weights(tmp / WEIGHTS_FILE)
-        _fault("weights-written", step)
+        fault("weights-written", step)
         state = dict(step=int(step), data_start=int(data_start), format=1)
         (tmp / STATE_FILE).write_text(json.dumps(state))
         for name in (WEIGHTS_FILE, STATE_FILE):
@@ -105,7 +106,7 @@ class RunCheckpoints:
         _fsync(tmp)
         os.replace(tmp, final)  # atomic: the complete directory appears at once
         _fsync(self.directory)
-        _fault("renamed", step)
+        fault("renamed", step)
         self._prune()
         return final
 

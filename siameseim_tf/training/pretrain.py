@@ -19,6 +19,7 @@ from siameseim_tf.training.checkpoints import (
     FINISHED_FILE,
     RunCheckpoints,
     agree_on_step,
+    fault,
     truncate_log,
     write_atomically,
 )
@@ -408,6 +409,7 @@ def pretrain(
     # Final files first, atomically; only then the checkpoints go.
     write_atomically(directory / "model.keras", model.save)
     write_atomically(directory / "encoder.keras", model.encoder.save)
+    fault("final-saved", int(model.optimizer.iterations.numpy()))
     if is_chief(strategy):
         steps = int(model.optimizer.iterations.numpy())
         write_atomically(

@@ -20,8 +20,11 @@ def fit_resumably(model, stream, plan, restored, checkpoint, callbacks, batches_
     spe = plan.steps_per_epoch
     step = restored.step if restored is not None else 0
     start = restored.data_start if restored is not None else 0
-    history = None
-    while step < plan.max_epochs * spe:
+    import keras
+
+    history = keras.callbacks.History()  # stays empty when a restart finds nothing left
+    history.history = {}
+    while step < plan.max_epochs * spe and (plan.total_steps is None or step < plan.total_steps):
         epoch, into = divmod(step, spe)
         positions = StreamPositions(start)
         base = step

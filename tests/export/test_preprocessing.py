@@ -106,3 +106,52 @@ def test_preprocessing_imports_without_tensorflow():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["(32,", "32,", "3)", "tf", "blocked"]
+
+
+def _encoded(array: np.ndarray, fmt: str, **options) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def test_16_bit_png_keeps_the_high_byte_like_tf():
+    import tensorflow as tf
+
+    grey = np.array([[0, 255, 256, 1000, 32767, 40000, 65280, 65535]] * 3, dtype=np.uint16)
+    data = _encoded(grey, "PNG")
+    served = prep.decode_image(data, 10**6)
+    saved_model = prep.decode_image_tf(tf.constant(data)).numpy()
+    np.testing.assert_array_equal(served, saved_model)
+    assert served[0, :, 0].tolist() == [0, 0, 1, 3, 127, 156, 255, 255]
+
+
+def test_camera_jpeg_with_extra_pictures_is_decoded():
+    from PIL import Image
+
+    first, second = sample_pixels(2, 40, 48)
+    data = _encoded(first, "MPO", save_all=True, append_images=[Image.fromarray(second)])
+    assert data[:2] == b"\xff\xd8"  # a JPEG file
+    import tensorflow as tf
+
+    decoded = prep.decode_image(data, 10**6).astype(int)
+    assert decoded.shape == (40, 48, 3)
+    off_first = np.abs(decoded - first.astype(int)).mean()
+    assert off_first < np.abs(decoded - second.astype(int)).mean() / 2  # the first picture
+    saved_model = prep.decode_image_tf(tf.constant(data)).numpy().astype(int)
+    assert np.abs(decoded - saved_model).max() <= 1  # what the SavedModel sees
+
+
+def test_thin_image_costs_memory_of_the_crop_not_of_the_resized_row():
+    import tracemalloc
+
+    thin = np.zeros((1, 250_000, 3), np.uint8)
+    tracemalloc.start()
+    out = prep.preprocess_numpy(thin, 224)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.shape == (224, 224, 3)
+    assert peak < 32 * 2**20, peak  # a full-row resize would take ~2 GiB

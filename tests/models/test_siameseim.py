@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from siameseim_tf import SiameseIM
+from siameseim_tf.layers.tokens import visible_indices
 from siameseim_tf.losses import unigrad_loss
-from siameseim_tf.models.siameseim import visible_indices
 from siameseim_tf.training import momentum_at
 from siameseim_tf.training.callbacks import MomentumSchedule
 from tests.helpers import TINY, random_batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import numpy as np
 import pytest
@@ -113,6 +114,13 @@ CASES = [
         400,
         "out of bounds",
     ),
+    (
+        "v2 fractional pixels",
+        V2,
+        _v2("pixels", "UINT8", [1, 1, 1, 3], [0.5, 1.7, 2.0]),
+        400,
+        "integers",
+    ),
     ("v2 bad base64", V2, _v2("images", "BYTES", [1], ["%%%"]), 400, "base64"),
     (
         "v2 bomb",
@@ -194,3 +202,25 @@ def test_non_json_content_type_still_parsed(server):
         f"{server}{V1}", data=b"garbage", headers={"content-type": "text/plain"}
     )
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
+
+
+def test_model_repository_control_is_refused(server):
+    response = requests.post(f"{server}/v2/repository/models/{MODEL_NAME}/unload")
+    assert response.status_code == 404 and "disabled" in response.json()["error"]
+    assert requests.get(f"{server}/v2/health/ready").status_code == 200
+    _good_request_works(server)
+
+
+def test_unknown_routes_answer_with_an_error_key(server):
+    response = requests.get(f"{server}/no/such/route")
+    assert response.status_code == 404 and "error" in response.json()
+    response = requests.get(f"{server}{V2}")  # wrong method
+    assert response.status_code == 405 and "error" in response.json()
+
+
+def test_v2_documented_curl_form_content_type(server):
+    body = json.dumps(_v2("images", "BYTES", [1], [B64]))
+    form = "application/x-www-form-urlencoded"  # what `curl -d` sends
+    response = requests.post(f"{server}{V2}", data=body, headers={"content-type": form})
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["shape"][0] == 1

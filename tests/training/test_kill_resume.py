@@ -100,7 +100,10 @@ def kill_schedule(run_dir: Path, replicas: int, rng: random.Random) -> list[str]
             time.sleep(rng.uniform(0.0, 1.2))
         run.process.kill()
         events.append(f"SIGKILL during training ({run.finish()})")
-    run = Run(run_dir, replicas)
+    code = Run(run_dir, replicas, f"final-saved:{TOTAL_STEPS}").finish()
+    assert code == -signal.SIGKILL  # trained to the end, killed before finished.json
+    events.append("SIGKILL after the final save")
+    run = Run(run_dir, replicas)  # nothing left to train: writes the final files again
     code = run.finish()
     assert code == 0, run.output[-3000:]
     assert "Traceback" not in run.output, run.output[-3000:]
