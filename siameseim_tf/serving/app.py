@@ -133,18 +133,18 @@ def build_app(config: ServeConfig):
     """The FastAPI application serving ``config.model_path`` as ``config.name``."""
     from fastapi.exceptions import RequestValidationError
     from kserve.model_repository import ModelRepository
-    from kserve.protocol.dataplane import DataPlane
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
     from kserve.protocol.rest.server import RESTServer
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    from siameseim_tf.serving.binary import StrictDataPlane
     from siameseim_tf.serving.server import EncoderModel
 
     repository = ModelRepository()
     repository.update(EncoderModel(config))
     rest = RESTServer(
         "kserve.model_server:app",
-        DataPlane(model_registry=repository),
+        StrictDataPlane(model_registry=repository),
         ModelRepositoryExtension(model_registry=repository),
         config.port,
     )

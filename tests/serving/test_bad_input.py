@@ -224,3 +224,52 @@ def test_v2_documented_curl_form_content_type(server):
     response = requests.post(f"{server}{V2}", data=body, headers={"content-type": form})
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["shape"][0] == 1
+
+
+def _binary_request(jpeg: bytes, declared: int | None = None, prefix: bool = True):
+    """A v2 binary-tensor-extension request: JSON header, then length-prefixed bytes."""
+    payload = (len(jpeg).to_bytes(4, "little") if prefix else b"") + jpeg
+    size = len(payload) if declared is None else declared
+    header = {
+        "inputs": [
+            {
+                "name": "images",
+                "shape": [1],
+                "datatype": "BYTES",
+                "parameters": {"binary_data_size": size},
+            }
+        ]
+    }
+    head = json.dumps(header).encode()
+    return head + payload, {
+        "Inference-Header-Content-Length": str(len(head)),
+        "Content-Type": "application/octet-stream",
+    }
+
+
+def test_v2_binary_extension_with_a_jpeg(server, reference):
+    body, headers = _binary_request(JPEG)
+    response = requests.post(f"{server}{V2}", data=body, headers=headers)
+    assert response.status_code == 200, response.text[:500]
+    assert response.json()["outputs"][0]["shape"][0] == 1
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b, h: (b, {**h, "Inference-Header-Content-Length": "abc"}),
+        lambda b, h: (b, {**h, "Inference-Header-Content-Length": "1.5"}),
+        lambda b, h: (b, {**h, "Inference-Header-Content-Length": str(len(b) + 10)}),
+        lambda b, h: _binary_request(JPEG, declared=len(JPEG) + 1000),
+        lambda b, h: _binary_request(JPEG, prefix=False),
+    ],
+    ids=["non-numeric header length", "fractional", "beyond the body", "size > body", "no prefix"],
+)
+def test_malformed_binary_requests_are_400_and_the_session_survives(server, mutate):
+    body, headers = mutate(*_binary_request(JPEG))
+    with requests.Session() as session:
+        response = session.post(f"{server}{V2}", data=body, headers=headers)
+        assert response.status_code == 400, response.text[:500]
+        assert "error" in response.json() and len(response.text) < 2000  # no echo
+        again = session.post(f"{server}{V1}", json={"instances": [{"b64": B64}]})
+        assert again.status_code == 200
