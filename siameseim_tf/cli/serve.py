@@ -59,6 +59,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         help="let ONNX Runtime threads busy-wait (faster on dedicated cores only)",
     )
     parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "tensorrt", "auto"),
+        default="cpu",
+        help="ONNX Runtime execution provider (cuda / tensorrt need onnxruntime-gpu; "
+        "auto: CUDA when available, else CPU)",
+    )
+    parser.add_argument(
         "--outputs",
         default=DEFAULT_OUTPUTS,
         help=f"outputs of v1 responses (default: {DEFAULT_OUTPUTS})",
@@ -92,6 +99,7 @@ def _config(args: argparse.Namespace):
         batch_timeout_ms=args.batch_timeout_ms,
         threads=args.threads,
         spinning=args.ort_spinning,
+        device=args.device,
         outputs=outputs,
     )
 
@@ -100,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     """Loads the model and serves until interrupted."""
     config = _config(args)
     from siameseim_tf.serving.app import run as serve
-    from siameseim_tf.serving.runtime import ModelMismatch
+    from siameseim_tf.serving.runtime import DeviceUnavailable, ModelMismatch
 
     print(
         f"serving {config.model_path} as '{config.name}' on http://{config.host}:"
@@ -110,6 +118,6 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         serve(config)
-    except ModelMismatch as error:
+    except (ModelMismatch, DeviceUnavailable) as error:
         raise UserError(str(error)) from error
     return 0

@@ -16,6 +16,40 @@ class ModelMismatch(RuntimeError):
     """The ONNX file was not exported by siameseim-tf or assumes other preprocessing."""
 
 
+# --device -> ONNX Runtime execution providers, in order of preference.
+DEVICE_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+class DeviceUnavailable(RuntimeError):
+    """The requested execution provider is not in this onnxruntime build."""
+
+
+def providers_for(device: str, available: list[str]) -> list[str]:
+    """The providers for ``device`` ("auto": the best available GPU provider, else CPU).
+
+    An explicit GPU device whose provider this onnxruntime lacks is an error, not a silent
+    CPU fallback (``pip install onnxruntime-gpu`` instead of ``onnxruntime``).
+    """
+    if device == "auto":
+        for name in ("cuda", "cpu"):
+            if DEVICE_PROVIDERS[name][0] in available:
+                return DEVICE_PROVIDERS[name]
+    if device not in DEVICE_PROVIDERS:
+        raise DeviceUnavailable(f"--device must be auto, {', '.join(DEVICE_PROVIDERS)}")
+    wanted = DEVICE_PROVIDERS[device]
+    if wanted[0] not in available:
+        raise DeviceUnavailable(
+            f"--device {device}: {wanted[0]} is not in this onnxruntime (available: "
+            f"{', '.join(available)}); for NVIDIA GPUs: pip uninstall -y onnxruntime && "
+            "pip install onnxruntime-gpu"
+        )
+    return [p for p in wanted if p in available]
+
+
 class EncoderRuntime:
     """An ONNX Runtime session of an exported encoder plus the metadata it was exported with.
 
@@ -23,9 +57,10 @@ class EncoderRuntime:
         path: ``.onnx`` file written by :func:`siameseim_tf.export.onnx.export_onnx`.
         threads: ONNX Runtime intra-op threads (0: its default, all cores).
         spinning: let idle ONNX Runtime threads busy-wait for work.
+        device: "cpu", "cuda", "tensorrt" or "auto" (see :func:`providers_for`).
     """
 
-    def __init__(self, path: str, threads: int = 0, spinning: bool = False):
+    def __init__(self, path: str, threads: int = 0, spinning: bool = False, device: str = "cpu"):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -33,7 +68,9 @@ class EncoderRuntime:
         # Busy-waiting worker threads cut latency on dedicated cores but halved batch-1
         # speed on a shared 2-core machine (139 -> 71 ms ViT-S/16 without it): off by default.
         options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        providers = providers_for(device, ort.get_available_providers())
+        self.session = ort.InferenceSession(path, options, providers=providers)
+        self.providers = self.session.get_providers()
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_metadata(path)
         self.image_size = int(self.metadata[contract.META_IMAGE_SIZE])

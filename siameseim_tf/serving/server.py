@@ -62,6 +62,7 @@ class ServeConfig:
     batch_timeout_ms: float = 2.0
     threads: int = 0
     spinning: bool = False
+    device: str = "cpu"
     outputs: tuple[str, ...] = OUTPUT_NAMES
 
 
@@ -85,7 +86,9 @@ class EncoderModel(kserve.Model):
     def __init__(self, config: ServeConfig):
         super().__init__(config.name)
         self.config = config
-        self.runtime = EncoderRuntime(config.model_path, config.threads, config.spinning)
+        self.runtime = EncoderRuntime(
+            config.model_path, config.threads, config.spinning, config.device
+        )
         self.batcher = MicroBatcher(self.runtime.run, config.max_batch, config.batch_timeout_ms)
         self.ready = True
 

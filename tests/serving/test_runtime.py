@@ -55,3 +55,35 @@ def test_serve_cli_reports_mismatch_in_one_line(served_files, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("siameseim serve: error: ")
     assert "siameseim.std" in result.stderr
+
+
+def test_device_choice_never_falls_back_silently():
+    from siameseim_tf.serving.runtime import DeviceUnavailable, providers_for
+
+    cpu_only = ["CPUExecutionProvider"]
+    with_cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers_for("cpu", with_cuda) == cpu_only
+    assert providers_for("auto", cpu_only) == cpu_only
+    assert providers_for("auto", with_cuda) == with_cuda
+    assert providers_for("cuda", with_cuda) == with_cuda
+    assert providers_for("tensorrt", with_cuda + ["TensorrtExecutionProvider"])[0].startswith(
+        "Tensorrt"
+    )
+    with pytest.raises(DeviceUnavailable, match="onnxruntime-gpu"):
+        providers_for("cuda", cpu_only)
+
+
+def test_serve_cli_without_the_gpu_provider_is_a_one_line_error(served_files):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the error path cannot be reached here")
+    command = [sys.executable, "-m", "siameseim_tf.cli", "serve", "--model"]
+    result = subprocess.run(
+        [*command, served_files["onnx"], "--port", "1", "--device", "cuda"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "CUDAExecutionProvider is not in this onnxruntime" in result.stderr.splitlines()[-1]
