@@ -139,9 +139,11 @@ def build_app(config: ServeConfig):
 
     from siameseim_tf.serving.binary import StrictDataPlane
     from siameseim_tf.serving.server import EncoderModel
+    from siameseim_tf.serving.tfserving_rest import TFServingRoutes
 
     repository = ModelRepository()
-    repository.update(EncoderModel(config))
+    model = EncoderModel(config)
+    repository.update(model)
     rest = RESTServer(
         "kserve.model_server:app",
         StrictDataPlane(model_registry=repository),
@@ -155,6 +157,8 @@ def build_app(config: ServeConfig):
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestHygiene)
+    shapes = {o["name"]: o["shape"] for o in model.get_output_types()}
+    app.add_middleware(TFServingRoutes, name=config.name, output_shapes=lambda: shapes)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
     return app
 

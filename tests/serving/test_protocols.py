@@ -100,3 +100,27 @@ def test_v2_uint8_pixels_and_requested_outputs(server, served_files, reference):
     (output,) = response.json()["outputs"]
     assert output["name"] == "embedding" and output["shape"] == [1, 192]
     assert_close(output["data"], reference[0]["embedding"])
+
+
+def test_tf_serving_status_metadata_and_version_routes(server, served_files, reference):
+    base = f"{server}/v1/models/{MODEL_NAME}"
+    status = requests.get(base).json()["model_version_status"]
+    assert status == [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    ]
+    assert requests.get(f"{base}/versions/1").json()["model_version_status"][0]["version"] == "1"
+    missing = requests.get(f"{base}/versions/2")
+    assert missing.status_code == 404 and "Servable not found" in missing.json()["error"]
+    assert requests.get(f"{server}/v1/models/other").status_code == 404
+    signature = requests.get(f"{base}/metadata").json()["metadata"]["signature_def"]
+    outputs = signature["signature_def"]["serving_default"]["outputs"]
+    dims = [int(d["size"]) for d in outputs["embedding"]["tensor_shape"]["dim"]]
+    assert dims == [-1, 192] and outputs["embedding"]["dtype"] == "DT_FLOAT"
+    body = {"instances": [{"b64": _b64(served_files["images"][0])}]}
+    for route in (f"{base}/versions/1:predict", f"{base}/labels/stable:predict"):
+        response = requests.post(route, json=body)
+        assert response.status_code == 200, response.text
+        np.testing.assert_allclose(
+            response.json()["predictions"][0]["embedding"], reference[0]["embedding"], atol=1e-4
+        )
+    assert requests.post(f"{base}/versions/2:predict", json=body).status_code == 404
