@@ -24,6 +24,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--port", type=int, default=8501, help="HTTP port (default: 8501)")
     parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="also serve the Open Inference v2 gRPC API (KServe's GRPCInferenceService) "
+        "on this port, on --host (default: no gRPC)",
+    )
+    parser.add_argument(
         "--max-body-mb",
         type=float,
         default=32.0,
@@ -83,6 +90,8 @@ def _config(args: argparse.Namespace):
     outputs = tuple(name.strip() for name in args.outputs.split(",") if name.strip())
     if not outputs or set(outputs) - set(OUTPUT_NAMES):
         raise UserError(f"--outputs must be a subset of {','.join(OUTPUT_NAMES)}")
+    if args.grpc_port is not None and not 0 < args.grpc_port < 65536:
+        raise UserError(f"--grpc-port must be 1..65535, got {args.grpc_port}")
     for flag in ("max_images", "max_pixels", "max_batch", "port"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be positive")
@@ -94,6 +103,7 @@ def _config(args: argparse.Namespace):
         name=args.name,
         host=args.host,
         port=args.port,
+        grpc_port=args.grpc_port,
         limits=limits,
         max_batch=args.max_batch,
         batch_timeout_ms=args.batch_timeout_ms,
@@ -113,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"serving {config.model_path} as '{config.name}' on http://{config.host}:"
         f"{config.port} (REST v1: /v1/models/{config.name}:predict, "
-        f"v2: /v2/models/{config.name}/infer)",
+        f"v2: /v2/models/{config.name}/infer)"
+        + (f"; gRPC v2 on {config.host}:{config.grpc_port}" if config.grpc_port else ""),
         flush=True,
     )
     try:

@@ -131,6 +131,12 @@ async def _internal_error(_, error: Exception):
 
 def build_app(config: ServeConfig):
     """The FastAPI application serving ``config.model_path`` as ``config.name``."""
+    return build_servers(config)[0]
+
+
+def build_servers(config: ServeConfig):
+    """(FastAPI app, data plane, model-repository extension): one model behind both REST
+    and gRPC."""
     from fastapi.exceptions import RequestValidationError
     from kserve.model_repository import ModelRepository
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
@@ -144,12 +150,9 @@ def build_app(config: ServeConfig):
     repository = ModelRepository()
     model = EncoderModel(config)
     repository.update(model)
-    rest = RESTServer(
-        "kserve.model_server:app",
-        StrictDataPlane(model_registry=repository),
-        ModelRepositoryExtension(model_registry=repository),
-        config.port,
-    )
+    data_plane = StrictDataPlane(model_registry=repository)
+    extension = ModelRepositoryExtension(model_registry=repository)
+    rest = RESTServer("kserve.model_server:app", data_plane, extension, config.port)
     rest.create_application()  # registers v1 / v2 routes + kserve's error handlers on its app
     app = kserve.model_server.app
     app.add_exception_handler(RequestTooLarge, _too_large)
@@ -160,19 +163,54 @@ def build_app(config: ServeConfig):
     shapes = {o["name"]: o["shape"] for o in model.get_output_types()}
     app.add_middleware(TFServingRoutes, name=config.name, output_shapes=lambda: shapes)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
-    return app
+    return app, data_plane, extension
+
+
+def grpc_server(config: ServeConfig, data_plane, extension):
+    """KServe's v2 ``GRPCInferenceService`` on ``config.host:config.grpc_port`` (KServe's
+    own server binds every interface); messages limited like REST bodies."""
+    from grpc import aio
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+    from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+    from kserve.protocol.grpc.servicer import InferenceServicer
+
+    limit = config.limits.max_body_bytes
+    server = aio.server(
+        interceptors=(ExceptionToStatusInterceptor(),),
+        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", -1)],
+    )
+    grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceServicer(data_plane, extension), server
+    )
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    if server.add_insecure_port(f"{host}:{config.grpc_port}") == 0:
+        raise OSError(f"cannot listen on {config.host}:{config.grpc_port} (gRPC)")
+    return server
 
 
 def run(config: ServeConfig) -> None:
-    """Serves until interrupted (SIGINT / SIGTERM)."""
+    """Serves REST (and gRPC with ``config.grpc_port``) until interrupted (SIGINT / SIGTERM)."""
+    import asyncio
+
     import uvicorn
     from kserve.logging import configure_logging
 
     configure_logging()
-    app = build_app(config)
+    app, data_plane, extension = build_servers(config)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=config.host, port=config.port, log_config=None, timeout_keep_alive=65
         )
     )
-    server.run()
+
+    async def serve() -> None:
+        grpc = grpc_server(config, data_plane, extension) if config.grpc_port else None
+        if grpc is not None:
+            await grpc.start()
+        try:
+            await server.serve()
+        finally:
+            if grpc is not None:
+                await grpc.stop(grace=5)
+
+    asyncio.run(serve())

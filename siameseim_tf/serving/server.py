@@ -57,6 +57,7 @@ class ServeConfig:
     name: str = "siameseim"
     host: str = "127.0.0.1"
     port: int = 8501
+    grpc_port: int | None = None
     limits: codec.Limits = field(default_factory=codec.Limits)
     max_batch: int = 32
     batch_timeout_ms: float = 2.0

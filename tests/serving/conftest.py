@@ -75,9 +75,20 @@ def _wait_ready(url: str, process: subprocess.Popen, log_path: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(served_files, tmp_path_factory):
-    """Base URL of a running `python -m siameseim_tf.cli serve` process."""
-    port = free_port()
+def server_ports():
+    return {"http": free_port(), "grpc": free_port()}
+
+
+@pytest.fixture(scope="session")
+def grpc_target(server, server_ports):
+    """host:port of the same server's v2 gRPC endpoint."""
+    return f"127.0.0.1:{server_ports['grpc']}"
+
+
+@pytest.fixture(scope="session")
+def server(served_files, tmp_path_factory, server_ports):
+    """Base URL of a running `python -m siameseim_tf.cli serve` process (REST + gRPC)."""
+    port = server_ports["http"]
     log_path = str(tmp_path_factory.mktemp("logs") / "server.log")
     args = [
         sys.executable,
@@ -92,6 +103,8 @@ def server(served_files, tmp_path_factory):
         str(port),
         "--host",
         "127.0.0.1",
+        "--grpc-port",
+        str(server_ports["grpc"]),
     ]
     args += [item for pair in SERVER_LIMITS.items() for item in pair]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
