@@ -202,14 +202,16 @@ def _check_integral(infer_input) -> None:
     if not isinstance(data, list):
         return  # binary tensor data: bytes are uint8 by construction
     try:
-        kind = np.asarray(data).dtype.kind
+        values = np.asarray(data)
     except (ValueError, TypeError):
         return  # ragged: reported by the shape check in _v2_tensor
-    if kind not in "iub":
+    if values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0):
         raise BadRequest(
             f"UINT8 input {infer_input.name!r}: pixels must be integers in 0..255, "
-            f"got {np.asarray(data).dtype} values"
+            "got fractional values"
         )
+    if values.dtype.kind not in "iubf":
+        raise BadRequest(f"UINT8 input {infer_input.name!r}: pixels must be integers in 0..255")
 
 
 def _check_count(count: int, limits: Limits) -> None:

@@ -61,3 +61,25 @@ def test_bad_requests_are_invalid_argument(stub):
     with pytest.raises(grpc.RpcError) as info:
         stub.ModelInfer(request)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_infer_uint8_pixels(stub, served_files, reference):
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(served_files["images"][0]).convert("RGB"), np.uint8)
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="pixels", datatype="UINT8", shape=[1, *pixels.shape]
+    )
+    request = pb.ModelInferRequest(
+        model_name=MODEL_NAME, inputs=[tensor], raw_input_contents=[pixels.tobytes()]
+    )
+    response = stub.ModelInfer(request)
+    names = [o.name for o in response.outputs]
+    index = names.index("embedding")
+    if response.raw_output_contents:
+        values = np.frombuffer(response.raw_output_contents[index], np.float32)
+    else:
+        values = np.asarray(response.outputs[index].contents.fp32_contents, np.float32)
+    # Pixels decoded by PIL vs the reference's TF decode of the same file: JPEG decoders
+    # may differ by a level or two, hence the tolerance.
+    np.testing.assert_allclose(values, reference[0]["embedding"], atol=5e-2)
