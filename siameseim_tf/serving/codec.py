@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,7 +163,8 @@ def _v2_tensor(infer_input) -> np.ndarray:
     """An InferInput's data as numpy (shape / datatype errors are the client's)."""
     try:
         return infer_input.as_numpy()
-    except (ValueError, TypeError, OverflowError) as error:  # incl. kserve's InvalidInput
+    # struct.error: raw BYTES contents without valid length prefixes (gRPC raw_input_contents)
+    except (ValueError, TypeError, OverflowError, struct.error) as error:  # + kserve's InvalidInput
         raise BadRequest(
             f"input {infer_input.name!r}: data does not match datatype "
             f"{infer_input.datatype} and shape {infer_input.shape}: {error}"
