@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from collections.abc import Callable
 
@@ -105,6 +106,30 @@ class EncoderRuntime:
         return dict(zip(contract.OUTPUT_NAMES, values))
 
 
+def _metrics():
+    """Prometheus metrics of the model calls (served at /metrics beside KServe's own)."""
+    from prometheus_client import Histogram
+
+    global _METRICS
+    if _METRICS is None:
+        _METRICS = (
+            Histogram(
+                "siameseim_batch_images",
+                "images per ONNX Runtime call (micro-batching merges concurrent requests)",
+                buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            ),
+            Histogram(
+                "siameseim_model_seconds",
+                "wall time of one ONNX Runtime call",
+                buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10),
+            ),
+        )
+    return _METRICS
+
+
+_METRICS = None
+
+
 class MicroBatcher:
     """Runs concurrent requests' images through the model together.
 
@@ -124,13 +149,25 @@ class MicroBatcher:
         self.run, self.max_batch, self.timeout = run, max_batch, timeout_ms / 1000.0
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
-        self.batch_sizes: list[int] = []  # images per model call (for tests / stats)
+        # Images per model call, the most recent ones (tests, stats); /metrics has them all.
+        self.batch_sizes: collections.deque[int] = collections.deque(maxlen=10_000)
+
+    def _call(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        import time
+
+        sizes, seconds = _metrics()
+        self.batch_sizes.append(len(images))
+        sizes.observe(len(images))
+        start = time.perf_counter()
+        try:
+            return self.run(images)
+        finally:
+            seconds.observe(time.perf_counter() - start)
 
     async def submit(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs for ``images`` [n, S, S, 3], possibly computed in a larger batch."""
         if self.max_batch <= 1:
-            self.batch_sizes.append(len(images))
-            return await asyncio.to_thread(self.run, images)
+            return await asyncio.to_thread(self._call, images)
         if self._worker is None:
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._work())
@@ -163,8 +200,7 @@ class MicroBatcher:
             items = await self._collect()
             try:
                 batch = np.concatenate([images for images, _ in items])  # [sum n, S, S, 3]
-                self.batch_sizes.append(len(batch))
-                outputs = await asyncio.to_thread(self.run, batch)
+                outputs = await asyncio.to_thread(self._call, batch)
             except Exception as error:  # noqa: BLE001  (handed to every waiting request)
                 for _, future in items:
                     if not future.done():

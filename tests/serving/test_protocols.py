@@ -124,3 +124,13 @@ def test_tf_serving_status_metadata_and_version_routes(server, served_files, ref
             response.json()["predictions"][0]["embedding"], reference[0]["embedding"], atol=1e-4
         )
     assert requests.post(f"{base}/versions/2:predict", json=body).status_code == 404
+
+
+def test_prometheus_metrics_show_batches_and_latency(server, served_files):
+    body = {"instances": [{"b64": _b64(served_files["images"][0])}]}
+    assert requests.post(f"{server}/v1/models/{MODEL_NAME}:predict", json=body).ok
+    text = requests.get(f"{server}/metrics").text
+    assert "siameseim_batch_images_count" in text
+    assert "siameseim_model_seconds_bucket" in text
+    count = [line for line in text.splitlines() if line.startswith("siameseim_batch_images_count")]
+    assert float(count[0].split()[-1]) >= 1
