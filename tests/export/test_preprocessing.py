@@ -155,3 +155,27 @@ def test_thin_image_costs_memory_of_the_crop_not_of_the_resized_row():
     tracemalloc.stop()
     assert out.shape == (224, 224, 3)
     assert peak < 32 * 2**20, peak  # a full-row resize would take ~2 GiB
+
+
+@pytest.mark.parametrize("case", ["CMYK JPEG", "grey JPEG", "grey+alpha PNG", "EXIF-rotated JPEG"])
+def test_server_and_savedmodel_decode_unusual_files_alike(case):
+    """One decoding behaviour: CMYK converted to RGB, alpha dropped, EXIF orientation
+    ignored (as TF's decoders do), in the server (PIL) and in the SavedModel (TF)."""
+    from PIL import Image
+
+    image = Image.fromarray(sample_pixels(1, 61, 43, seed=3)[0])
+    options = {}
+    if case == "CMYK JPEG":
+        image, fmt = image.convert("CMYK"), "JPEG"
+    elif case == "grey JPEG":
+        image, fmt = image.convert("L"), "JPEG"
+    elif case == "grey+alpha PNG":
+        image, fmt = image.convert("LA"), "PNG"
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # "rotate 90 CW to display"
+        fmt, options = "JPEG", {"exif": exif.tobytes()}
+    data = _encoded(np.asarray(image), fmt, **options) if case != "CMYK JPEG" else _save(image, fmt)
+    served = prep.decode_image(data, 10**6)
+    assert served.shape == (61, 43, 3)  # orientation ignored: stored size
+    np.testing.assert_array_equal(served, prep.decode_image_tf(data).numpy())
