@@ -7,7 +7,7 @@ import os
 
 from siameseim_tf.cli import UserError
 
-FORMATS = ("saved_model", "onnx", "both")
+FORMATS = ("saved_model", "onnx", "litert", "both")  # both = saved_model + onnx
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         "--output",
         required=True,
         help="output directory: SavedModel in <output>/<name>/<version>/, "
-        "ONNX in <output>/<name>.onnx",
+        "ONNX in <output>/<name>.onnx, LiteRT in <output>/<name>.tflite",
     )
     parser.add_argument("--name", default="siameseim", help="model name (default: siameseim)")
     parser.add_argument("--version", type=int, default=1, help="model version (default: 1)")
@@ -51,7 +51,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"checkpoint must be a .keras file, got {args.checkpoint!r}")
     if args.version < 1:
         raise UserError(f"--version must be a positive integer, got {args.version}")
-    if args.quantize and args.format == "saved_model":
+    if args.quantize and args.format in ("saved_model", "litert"):
         raise UserError("--quantize applies to ONNX: use --format onnx or both")
     if not args.name or "/" in args.name or args.name.startswith("."):
         raise UserError(f"--name must be a plain name, got {args.name!r}")
@@ -97,4 +97,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"ONNX: {result.path}")
         if result.int8_path:
             print(f"ONNX int8: {result.int8_path}")
+    if args.format == "litert":
+        from siameseim_tf.export.litert import export_litert
+
+        path = export_litert(encoder, os.path.join(args.output, f"{args.name}.tflite"), args.atol)
+        print(f"LiteRT: {path}")
     return 0
