@@ -1,4 +1,4 @@
-"""The paper's pretraining hyperparameters (SPEC §6), shared by the ViT recipes."""
+"""The paper's pretraining hyperparameters (method §6), shared by the ViT recipes."""
 
 PAPER_MODEL = dict(
     image_size=224,

@@ -14,7 +14,7 @@ Expected (measured, seed 0, 2 CPU cores):
     raw pixels stay ahead on k-NN and few-shot. Run length matters most at this scale
     (docs/small_scale.md): the former 3 epochs (702 steps) gave 82.2 / 80.5 / 72.2.
 
-Deviations from the paper recipe (SPEC §6), all for a CPU budget of ~10 minutes:
+Deviations from the paper recipe (method §6), all for a CPU budget of ~10 minutes:
     - 28 px images, patch 7: a 4 x 4 grid (N 16, M 10 = 62 %, as 118 / 196); patch 4
       (N 49) costs ~3x more per step and leaves only one epoch in the budget.
     - encoder E 192, 4 blocks, 3 heads (ViT-Tiny width, a third of its depth); decoder
@@ -55,7 +55,7 @@ CONFIG = {
 }
 
 DEMO = dict(
-    linear_epochs=30,  # SPEC 90; features are fixed, 30 epochs of 60k are enough here
+    linear_epochs=30,  # method §7 90; features are fixed, 30 epochs of 60k are enough here
     linear_batch_size=1024,
     budget_minutes=10,  # cap on pretraining; cuts at most the last, near-zero-lr steps
     embedding_points=1500,

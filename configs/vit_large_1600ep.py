@@ -1,8 +1,8 @@
-"""SiameseIM ViT-L/16, 1600 epochs on ImageNet-1K (SPEC §3 sizes, §6 hyperparameters).
+"""SiameseIM ViT-L/16, 1600 epochs on ImageNet-1K (method §3 sizes, §6 hyperparameters).
 
 Command:
     siameseim pretrain --config vit_large_1600ep --data /data/imagenet/train --output runs/vitl
-Expected: SPEC.md publishes no ViT-L numbers; the paper reports ViT-L above ViT-B.
+Expected: method.md publishes no ViT-L numbers; the paper reports ViT-L above ViT-B.
 Only the encoder size differs from the ViT-B recipe (E 1024, 24 blocks, 16 heads).
 """
 

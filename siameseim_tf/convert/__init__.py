@@ -1,4 +1,4 @@
-"""Import of the authors' released PyTorch checkpoints (SPEC §8)."""
+"""Import of the authors' released PyTorch checkpoints (method §8)."""
 
 from siameseim_tf.convert.official import (
     CheckpointError,

@@ -1,4 +1,4 @@
-"""Names and layouts of the authors' PyTorch state dict (SPEC §8) for our Keras weights.
+"""Names and layouts of the authors' PyTorch state dict (method §8) for our Keras weights.
 
 One table, built from a model, serves both directions, so import and export cannot
 disagree: official name -> the Keras variables it fills and how the array is laid out.

@@ -1,4 +1,4 @@
-"""Import (and export) the authors' PyTorch checkpoints (SPEC §8)."""
+"""Import (and export) the authors' PyTorch checkpoints (method §8)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The two-view pretraining data pipeline (SPEC §1-2), its sources and the view picture.
+"""The two-view pretraining data pipeline (method §1-2), its sources and the view picture.
 
 Batch contract of :func:`build_pretraining_dataset`: view1, view2 float32 [B, S, S, 3]
-(ImageNet-normalised), rel_pos float32 [B, 6] (SPEC §1 order), mask int32 [B, N] with
+(ImageNet-normalised), rel_pos float32 [B, 6] (method §1 order), mask int32 [B, N] with
 exactly ``num_masked`` ones (1 = masked). See docs/data_pipeline.md.
 """
 

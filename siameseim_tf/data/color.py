@@ -1,4 +1,4 @@
-"""The asymmetric colour pipelines of SPEC §1, with torchvision semantics, stateless.
+"""The asymmetric colour pipelines of method §1, with torchvision semantics, stateless.
 
 View 1: ColorJitter(0.4, 0.4, 0.2, 0.1) p=0.8, grayscale p=0.2, blur sigma~U[0.1, 2] p=1.0.
 View 2: the same jitter p=0.8, grayscale p=0.2, blur p=0.1, solarize (128 of 255) p=0.2.

@@ -1,4 +1,4 @@
-"""Flip + random resized crop with the exact box kept, and the relative position (SPEC §1).
+"""Flip + random resized crop with the exact box kept, and the relative position (method §1).
 
 Everything here is stateless: randomness comes from a ``seed`` tensor of shape [2] (int32
 or int64), so a view is a pure function of (image, seed).
@@ -12,7 +12,7 @@ import tensorflow as tf
 
 CROP_TRIES = 10
 RATIO = (3.0 / 4.0, 4.0 / 3.0)
-# rel_pos columns, SPEC §1 order.
+# rel_pos columns, method §1 order.
 REL_POS_COLUMNS = ("delta_i", "delta_j", "delta_h", "delta_w", "relative_flip", "flip_delta_j")
 # boxes columns: one row per view, ORIGINAL (unflipped) image pixels.
 BOX_COLUMNS = ("top", "left", "height", "width", "flipped")
@@ -67,7 +67,7 @@ def flipped_crop_resize(
 ) -> tf.Tensor:
     """Crop ``box`` (i, j, h, w) of the image flipped iff ``flip``, resize to size.
 
-    ``method`` "bicubic" (SPEC) or "bilinear", with PIL-like antialiasing when downscaling
+    ``method`` "bicubic" (method §7) or "bilinear", with PIL-like antialiasing when downscaling
     iff ``antialias`` (``tf.image.resize``; the box is exact whatever the filter).
 
     image: uint8 [H, W, 3]; box: int32 [4] in the (possibly flipped) image; flip: bool [].
@@ -87,7 +87,7 @@ def flipped_crop_resize(
 def relative_position(
     box1: tf.Tensor, box2: tf.Tensor, flip1: tf.Tensor, flip2: tf.Tensor, width: tf.Tensor
 ) -> tf.Tensor:
-    """The six numbers of SPEC §1 (view 2 in view 1's frame). Boxes int32 [4]; float32 [6]."""
+    """The six numbers of method §1 (view 2 in view 1's frame). Boxes int32 [4]; float32 [6]."""
     b1 = tf.cast(box1, tf.float64)
     b2 = tf.cast(box2, tf.float64)
     i1, j1, h1, w1 = b1[0], b1[1], b1[2], b1[3]

@@ -1,4 +1,4 @@
-"""BEiT block-wise masking with a fixed count (SPEC §2), numpy, one sample at a time.
+"""BEiT block-wise masking with a fixed count (method §2), numpy, one sample at a time.
 
 :func:`block_mask` is a pure function of (grid, count, rng); :func:`mask_from_seed` wraps it
 in ``tf.numpy_function`` with a per-element stateless seed; :func:`masks_from_seeds` does a
@@ -45,7 +45,7 @@ def _place_block(mask: np.ndarray, max_patches: int, rng: np.random.Generator) -
 def block_mask(
     grid: int | tuple[int, int], num_masked: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Mask exactly ``num_masked`` cells of a grid (SPEC §2); int32 [gh * gw], 1 = masked.
+    """Mask exactly ``num_masked`` cells of a grid (method §2); int32 [gh * gw], 1 = masked.
 
     Rectangles of area U[16, remaining] and log-uniform aspect in [0.3, 1/0.3] (10 tries
     each) are added until the count is reached or a rectangle adds nothing; then random

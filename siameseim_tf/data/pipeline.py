@@ -284,7 +284,7 @@ def build_pretraining_dataset(
         seed: base seed of the per-sample stateless seeds (see :func:`build_dataset`);
             with ``repeat`` (the default; pass ``steps_per_epoch`` to ``fit``) every epoch
             draws new views and masks.
-        antialias, interpolation: the resize filter. Default = SPEC (bicubic, PIL-like
+        antialias, interpolation: the resize filter. Default = method §7 (bicubic, PIL-like
             antialiasing); ``interpolation="bilinear"`` and/or ``antialias=False`` change
             the filter only (boxes and rel_pos stay exact), not the cost.
         matmul_dtype, backend: see :class:`~siameseim_tf.data.views.ViewConfig`

@@ -33,7 +33,7 @@ class ViewConfig:
     crop_min: float = 0.2
     color: bool = True
     antialias: bool = True  # PIL-like antialiasing when downscaling
-    interpolation: str = "bicubic"  # SPEC; "bilinear" is the cheaper filter
+    interpolation: str = "bicubic"  # method §1; "bilinear" is the cheaper filter
     # operands of the resize / blur matrix products: "auto" = bfloat16 on CPUs with native
     # bfloat16 (AMX / AVX512-BF16), else float32 (docs/data_pipeline.md)
     matmul_dtype: str = "auto"
@@ -184,7 +184,7 @@ def make_views(
     matmul_dtype: str = "auto",
     backend: str = "auto",
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The two views of one image (SPEC §1), a pure function of (image, seed).
+    """The two views of one image (method §1), a pure function of (image, seed).
 
     Args:
         image: uint8 [H, W, 3].
@@ -196,7 +196,7 @@ def make_views(
     Returns:
         view1, view2: float32 [S, S, 3], ImageNet-normalised.
         rel_pos: float32 [6] = (delta_i, delta_j, delta_h, delta_w, relative_flip,
-            flip_delta_j) of SPEC §1.
+            flip_delta_j) of method §1.
         boxes: float32 [2, 5], row 0 = view 1, row 1 = view 2, columns (top, left, height,
             width, flipped) in pixels of the ORIGINAL (unflipped) image; the view shows rows
             [top, top + height) and columns [left, left + width), mirrored left-right iff

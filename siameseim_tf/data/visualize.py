@@ -15,7 +15,7 @@ DOT_COLORS = ("red", "lime", "cyan", "magenta", "yellow", "white")
 
 
 def map_view2_cells(rel_pos: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
-    """SPEC §1/§4: centres of view-2 cells (r, c) in view-1 grid units; ([G, G], [G, G])."""
+    """method §1/§4: centres of view-2 cells (r, c) in view-1 grid units; ([G, G], [G, G])."""
     di, dj, dh, dw, flip, fdj = (float(v) for v in rel_pos)
     r, c = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
     h = dh * (r + 0.5) + di * grid - 0.5
@@ -54,7 +54,7 @@ def visualize_views(
     Columns: the original with both crop boxes (view 1 blue, view 2 orange; dashed and
     marked "flipped" when that view is mirrored), view 1 with its masked patches greyed,
     view 2. Coloured dots: view-2 patch centres (in view 2) and the same points mapped into
-    view 1 through ``rel_pos`` (SPEC §4 formula); matching colours mark matching points.
+    view 1 through ``rel_pos`` (method §4 formula); matching colours mark matching points.
     Sample k uses the seed (seed, k), i.e. exactly what the pipeline draws for element k.
     """
     import matplotlib

@@ -18,7 +18,7 @@ class DemoSettings:
     Attributes:
         pretrain_limit: pretrain on the first N training images (None: all).
         eval_train_limit, eval_test_limit: seeded random subsets for evaluation (None: all).
-        linear_epochs, linear_batch_size: linear probe (SPEC: 90 epochs; fewer here).
+        linear_epochs, linear_batch_size: linear probe (method: 90 epochs; fewer here).
         budget_minutes: wall-clock cap on pretraining (a safety net; the recipe's epochs
             are sized to finish before it).
         embedding_points: test points drawn in the 2-D projection.

@@ -1,4 +1,4 @@
-"""Evaluation protocols of SPEC §7: k-NN, linear probe, few-shot, fine-tune, and a raw-pixel
+"""Evaluation protocols of method §7: k-NN, linear probe, few-shot, fine-tune, and a raw-pixel
 baseline. Names are imported lazily so that importing this package does not load
 TensorFlow (the CLI imports it inside ``run``)."""
 

@@ -3,7 +3,7 @@
 Preprocessing is the one shared definition of ``siameseim_tf.serving.preprocessing`` (also
 used by the SavedModel signatures and the ONNX server, so evaluation and serving cannot
 drift apart): shorter side to ``round(S * 256 / 224)``, centre crop S x S, ImageNet
-normalisation (SPEC §7). Grayscale inputs are repeated to three channels first.
+normalisation (method §7). Grayscale inputs are repeated to three channels first.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Few-shot (1 % labels) protocol: logistic regression on centred, L2-normalised CLS features.
 
-SPEC §7: multinomial logistic regression, L2 penalty 0.1 divided by the number of samples,
+method §7: multinomial logistic regression, L2 penalty 0.1 divided by the number of samples,
 no intercept (the MSN / SiameseIM recipe, solved there with cyanure).
 
 Penalty -> scikit-learn ``C``. Cyanure minimises the *mean* loss plus (lambda / 2)||W||^2:
@@ -28,9 +28,9 @@ def penalty_to_c(penalty: float, num_samples: int, divide_by_n: bool = True) -> 
     """scikit-learn ``C`` equivalent to cyanure's L2 ``lambda`` (see the module docstring).
 
     Args:
-        penalty: the SPEC's L2 penalty (0.1).
+        penalty: method §7's L2 penalty (0.1).
         num_samples: n, the number of training samples.
-        divide_by_n: lambda = penalty / n (SPEC) if True, else lambda = penalty.
+        divide_by_n: lambda = penalty / n (method §7) if True, else lambda = penalty.
     """
     lam = penalty / num_samples if divide_by_n else penalty
     return 1.0 / (num_samples * lam)
@@ -70,13 +70,13 @@ def fewshot_accuracy(
     penalty: float = 0.1,
     max_iter: int = 1000,
 ) -> float:
-    """Top-1 accuracy of the SPEC §7 few-shot classifier trained on the given (small) set.
+    """Top-1 accuracy of the method §7 few-shot classifier trained on the given (small) set.
 
     Args:
         train_features: [n, E] CLS features of the labelled subset.
         train_labels: [n] labels.
         test_features: [M, E]; test_labels: [M].
-        penalty: L2 penalty, divided by n (SPEC).
+        penalty: L2 penalty, divided by n (method §7).
         max_iter: L-BFGS iterations.
     """
     from sklearn.linear_model import LogisticRegression

@@ -1,4 +1,4 @@
-"""End-to-end fine-tuning (SPEC §7): mean-pooled patch tokens + new LayerNorm + linear head,
+"""End-to-end fine-tuning (method §7): mean-pooled patch tokens + new LayerNorm + linear head,
 layer-wise lr decay, drop path, AdamW, warmup + cosine, mixup / cutmix, label smoothing.
 
 Implemented: layer-wise lr decay 0.65 (patch embedding / CLS / positions = layer 0, block k =
@@ -195,13 +195,13 @@ def fine_tune(
     Args:
         encoder: a ViTEncoder.
         train_images / test_images: uint8 [N, H, W, C]; train_labels / test_labels: [N].
-        epochs: 100 in SPEC; a few on CPU.
-        batch_size: SPEC 1024; lr = base_lr * batch_size / 256.
+        epochs: 100 in method §7; a few on CPU.
+        batch_size: method §7 1024; lr = base_lr * batch_size / 256.
         base_lr, min_lr: peak lr per 256 images; floor of the cosine (MAE: 1e-6).
         warmup_epochs: default 5 % of ``epochs`` (5 of 100 in the recipe).
-        weight_decay, layer_decay, drop_path_rate, label_smoothing: SPEC 0.05 / 0.65 / 0.1
+        weight_decay, layer_decay, drop_path_rate, label_smoothing: method §7 0.05 / 0.65 / 0.1
             / 0.1.
-        mixup_alpha, cutmix_alpha: 0.8 / 1.0 (SPEC); 0 disables.
+        mixup_alpha, cutmix_alpha: 0.8 / 1.0 (method §7); 0 disables.
         image_size: S; default the encoder's.
         seed: RNG seed (head init, drop path, shuffling, augmentation).
         progress: per-epoch loss lines.

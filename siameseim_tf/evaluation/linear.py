@@ -1,10 +1,10 @@
-"""Linear probe on cached frozen features (SPEC §7).
+"""Linear probe on cached frozen features (method §7).
 
 Model: BatchNorm without affine (eps 1e-6) + linear head (weights normal std 0.01, zero
 bias, as MAE). Base lr 0.1, lr = base_lr * batch / 256, weight decay 0, warmup then cosine,
 cross-entropy. Features are fixed (centre crop, no augmentation), so training is cheap.
 
-Optimiser: SGD momentum 0.9 by default; MAE's LARS (SPEC) is ``optimizer="lars"``. LARS
+Optimiser: SGD momentum 0.9 by default; MAE's LARS (method §7) is ``optimizer="lars"``. LARS
 moves the head by ~lr * 0.001 * ||W|| per step, which is tuned for ImageNet with batch
 16384 (lr 6.4, ~7k steps); at batch 256 on a few thousand samples (lr 0.1, ~1k steps) it
 under-trains (Fashion-MNIST 5k, random tiny ViT: 41 % LARS vs 76 % SGD, docs/evaluation.md).
@@ -50,12 +50,12 @@ def linear_probe(
     Args:
         train_features: [N, E] (the encoder's ``pooled`` feature); train_labels: [N].
         test_features: [M, E]; test_labels: [M].
-        epochs: 90 (SPEC).
-        warmup_epochs: default epochs / 9 (10 of 90, SPEC).
-        batch_size: 256 here (SPEC 16384 on ImageNet); lr scales linearly with it.
-        base_lr: 0.1 (SPEC); lr = base_lr * batch_size / 256.
+        epochs: 90 (method §7).
+        warmup_epochs: default epochs / 9 (10 of 90, method §7).
+        batch_size: 256 here (method §7: 16384 on ImageNet); lr scales linearly with it.
+        base_lr: 0.1 (method §7); lr = base_lr * batch_size / 256.
         optimizer: ``"sgd"`` (momentum 0.9, no weight decay; default, see module doc) or
-            ``"lars"`` (SPEC, MAE's LARS).
+            ``"lars"`` (method §7, MAE's LARS).
         seed: initialisation and shuffling seed.
         verbose: Keras fit verbosity.
     """

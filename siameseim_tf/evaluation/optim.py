@@ -12,7 +12,7 @@ from keras import ops
 
 
 class LARS(keras.optimizers.Optimizer):
-    """LARS as in MAE's ``util/lars.py`` (SPEC §7 linear probe).
+    """LARS as in MAE's ``util/lars.py`` (method §7 linear probe).
 
     For variables with ndim > 1: d = g + wd * w, d *= trust * ||w|| / ||d|| (when both norms
     are > 0); 1-D variables (biases, norms) use d = g. Then mu = momentum * mu + d and

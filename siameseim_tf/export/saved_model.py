@@ -3,7 +3,7 @@
 Signatures (see :mod:`siameseim_tf.serving.contract`):
 
 - ``serving_default(images: tf.string [B])``: JPEG / PNG bytes, decoded and preprocessed
-  inside the graph (SPEC §7);
+  inside the graph (method §7);
 - ``embed_pixels(pixels: uint8 [B, H, W, 3])``: raw RGB pixels of any size.
 
 Both return ``embedding`` [B, E], ``cls`` [B, E] and ``patch_tokens`` [B, N, E] (float32).

@@ -1,6 +1,6 @@
 """Token norms: LayerNorm, or BatchNorm over channels with statistics over batch x tokens.
 
-SPEC §3: the projector and predictor use BatchNorm whose statistics cover every token of
+method §3: the projector and predictor use BatchNorm whose statistics cover every token of
 the *global* batch (synchronised across replicas) and are computed in float32.
 """
 

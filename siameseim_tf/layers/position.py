@@ -1,4 +1,4 @@
-"""Fixed 2-D sin-cos and relative position embeddings (SPEC §3 and §4).
+"""Fixed 2-D sin-cos and relative position embeddings (method §3 and §4).
 
 Pure functions: the absolute table is numpy (a constant of the graph, also at export), the
 relative one uses keras ops because it depends on each sample's ``rel_pos``.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-# Column order of the [B, 6] relative-position tensor (SPEC §1).
+# Column order of the [B, 6] relative-position tensor (method §1).
 REL_POS_COLUMNS = ("delta_i", "delta_j", "delta_h", "delta_w", "relative_flip", "flip_delta_j")
 
 
 def _frequencies(dim: int) -> np.ndarray:
-    """omega_k = 1 / 10000^(k / (dim/4)), k = 0 .. dim/4 - 1 (SPEC §4)."""
+    """omega_k = 1 / 10000^(k / (dim/4)), k = 0 .. dim/4 - 1 (method §4)."""
     if dim % 4:
         raise ValueError(f"embedding dim must be a multiple of 4, got {dim}")
     quarter = dim // 4
@@ -24,7 +24,7 @@ def _frequencies(dim: int) -> np.ndarray:
 def sincos_2d_embedding(grid: int, dim: int, cls_token: bool = False) -> np.ndarray:
     """Fixed 2-D sin-cos embedding of a ``grid x grid`` token grid.
 
-    Layout per cell (r, c): concat[sin(r w), cos(r w), sin(c w), cos(c w)] (SPEC §4).
+    Layout per cell (r, c): concat[sin(r w), cos(r w), sin(c w), cos(c w)] (method §4).
 
     Args:
         grid: cells per side G.
@@ -45,7 +45,7 @@ def sincos_2d_embedding(grid: int, dim: int, cls_token: bool = False) -> np.ndar
 
 
 def relative_cell_coordinates(rel_pos, grid: int):
-    """Centres of view 2's cells in view 1's grid units (SPEC §4).
+    """Centres of view 2's cells in view 1's grid units (method §4).
 
     Args:
         rel_pos: [B, 6] (delta_i, delta_j, delta_h, delta_w, relative_flip, flip_delta_j).
@@ -69,7 +69,7 @@ def relative_cell_coordinates(rel_pos, grid: int):
 
 
 def relative_position_embedding(rel_pos, grid: int, dim: int):
-    """Relative embedding of all of view 2's cells in view 1's frame (SPEC §4).
+    """Relative embedding of all of view 2's cells in view 1's frame (method §4).
 
     Args:
         rel_pos: float [B, 6], columns as :data:`REL_POS_COLUMNS`.

@@ -1,4 +1,4 @@
-"""Pre-norm ViT block (SPEC §3): x + Attn(Norm(x)), then x + MLP(Norm(x))."""
+"""Pre-norm ViT block (method §3): x + Attn(Norm(x)), then x + MLP(Norm(x))."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def gelu_exact(x):
 
 
 def xavier_dense(units: int, name: str, dtype=None) -> keras.layers.Dense:
-    """Dense with Xavier-uniform weights and zero biases (SPEC §3 initialisation)."""
+    """Dense with Xavier-uniform weights and zero biases (method §3 initialisation)."""
     return keras.layers.Dense(
         units,
         kernel_initializer="glorot_uniform",

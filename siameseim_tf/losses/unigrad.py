@@ -1,4 +1,4 @@
-"""UniGrad loss (SPEC §5) and its replica-aware correlation statistic."""
+"""UniGrad loss (method §5) and its replica-aware correlation statistic."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def unigrad_terms(pred, target, cross_replica: bool = True):
     Args:
         pred: [B, N, D] predictions (or [rows, D]).
         target: [B, N, D] target features *before* the parameter-free LayerNorm.
-        cross_replica: average the correlation matrix over all replicas (SPEC §5); the
+        cross_replica: average the correlation matrix over all replicas (method §5); the
             global batch statistic, as the paper's all-reduce.
 
     Returns:
@@ -48,6 +48,6 @@ def unigrad_terms(pred, target, cross_replica: bool = True):
 
 
 def unigrad_loss(pred, target, neg_weight: float = 0.02, cross_replica: bool = True):
-    """UniGrad: (pos + neg_weight * neg) / D (SPEC §5). Scalar float32."""
+    """UniGrad: (pos + neg_weight * neg) / D (method §5). Scalar float32."""
     pos, neg = unigrad_terms(pred, target, cross_replica)
     return (pos + neg_weight * neg) / pred.shape[-1]

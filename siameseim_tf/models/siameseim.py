@@ -1,4 +1,4 @@
-"""SiameseIM (SPEC §3, §5, §6): online encoder + decoder predicting a momentum target."""
+"""SiameseIM (method §3, §5, §6): online encoder + decoder predicting a momentum target."""
 
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
         return [self.encoder, self.decoder_embed, *self.projector_blocks]
 
     def momentum_pairs(self) -> list[tuple[keras.Variable, keras.Variable]]:
-        """(target, online) variable pairs the momentum update touches (SPEC §6)."""
+        """(target, online) variable pairs the momentum update touches (method §6)."""
         pairs = [(self.target_mask_token, self.mask_token)]
         for target_layer, online_layer in zip(
             self._branch_layers(True), self._branch_layers(False)
@@ -270,7 +270,7 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
     def train_step(self, data):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         momentum = self.current_momentum()
-        self.update_target(momentum)  # before the target forward (SPEC §6)
+        self.update_target(momentum)  # before the target forward (method §6)
         target = self.target_tokens(batch["view2"], training=True)  # no tape: no gradient
         self._gradient_step(
             batch, lambda b: {"pred": self.predict_tokens(b, training=True), "target": target}

@@ -7,7 +7,7 @@ from keras import ops
 
 from siameseim_tf.layers import PatchEmbedding, TransformerBlock, sincos_2d_embedding
 
-# name -> (embed_dim, depth, num_heads, patch_size)  (SPEC §3 sizes; usual ViT naming)
+# name -> (embed_dim, depth, num_heads, patch_size)  (method §3 sizes; usual ViT naming)
 VIT_PRESETS: dict[str, dict[str, int]] = {
     "tiny": dict(embed_dim=192, depth=12, num_heads=3, patch_size=16),
     "small": dict(embed_dim=384, depth=12, num_heads=6, patch_size=16),

@@ -1,4 +1,4 @@
-"""The one definition of evaluation / serving preprocessing (SPEC §7), without TensorFlow.
+"""The one definition of evaluation / serving preprocessing (method §7), without TensorFlow.
 
 Pipeline for an image of H x W pixels and model input side S:
 
@@ -28,7 +28,7 @@ import numpy as np
 # ImageNet statistics on the [0, 1] scale.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-# Resize-then-crop ratio of SPEC §7: shorter side to S * 256 / 224, centre crop S.
+# Resize-then-crop ratio of method §7: shorter side to S * 256 / 224, centre crop S.
 RESIZE_NUMERATOR, RESIZE_DENOMINATOR = 256, 224
 # Formats the TF-free server decodes (the SavedModel decodes what tf.io.decode_image does).
 SERVER_IMAGE_FORMATS = ("JPEG", "PNG", "MPO")  # MPO: camera JPEG + extra pictures

@@ -6,7 +6,7 @@ import keras
 
 
 class MomentumSchedule(keras.callbacks.Callback):
-    """Fixes the length T of the momentum cosine (SPEC §6) when training starts.
+    """Fixes the length T of the momentum cosine (method §6) when training starts.
 
     The momentum itself is computed inside the train step from the optimizer's step
     counter and the model's ``momentum_total_steps`` weight, both saved in checkpoints:

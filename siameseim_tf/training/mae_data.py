@@ -91,7 +91,7 @@ def build_mae_dataset(
             :class:`MAE` model was built with (``num_patches - num_visible``).
         image_size, patch_size: S and P of the model.
         crop_min: lower bound of the RandomResizedCrop area scale.
-        antialias, interpolation: the resize filter (SPEC default: bicubic, antialiased).
+        antialias, interpolation: the resize filter (method §1 default: bicubic, antialiased).
         seed: base seed of the per-sample stateless seeds.
         **pipeline_kwargs: ``shuffle``, ``shuffle_buffer``, ``repeat``, ``drop_remainder``,
             ``input_context``, ``num_parallel_calls`` of :func:`~siameseim_tf.data.build_dataset`.

@@ -1,4 +1,4 @@
-"""AdamW of SPEC §6: betas (0.9, 0.95), weight decay only on weights of rank >= 2."""
+"""AdamW of method §6: betas (0.9, 0.95), weight decay only on weights of rank >= 2."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def build_dataset(
     position tag ``start`` on (``positions`` records where each batch ends).
 
     ``num_masked`` must be the model's own M. ``fast_resize``: bilinear without
-    antialiasing instead of SPEC's bicubic (fewer filter taps; aliasing on shrink).
+    antialiasing instead of the method's bicubic (fewer filter taps; aliasing on shrink).
     ``color=False``: no colour jitter / grayscale / blur / solarise (SiameseIM only).
     """
     if not color and method != "siameseim":
@@ -234,7 +234,7 @@ def pretrain(
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
         jit_compile: XLA-compile the train step; default: on with one replica only.
         fast_resize: bilinear view resizing without antialiasing instead of bicubic.
-        color: the colour augmentations of SPEC §1 (off: crops and flips only).
+        color: the colour augmentations of method §1 (off: crops and flips only).
         monitors: collapse monitors (feature std, effective rank) on a probe batch.
         monitor_data: optional (images uint8 [L, H, W, C], labels [L]) for online k-NN.
         monitor_every_steps: also measure the monitors every so many steps.

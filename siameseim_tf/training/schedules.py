@@ -1,4 +1,4 @@
-"""Schedules of SPEC §6 as pure functions (and a serialisable Keras LR schedule)."""
+"""Schedules of method §6 as pure functions (and a serialisable Keras LR schedule)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def momentum_at(progress, base_momentum: float = 0.995):
 
 
 def scaled_learning_rate(base_lr: float, global_batch_size: int) -> float:
-    """The linear scaling rule of SPEC §6: lr = base_lr * global_batch / 256."""
+    """The linear scaling rule of method §6: lr = base_lr * global_batch / 256."""
     return base_lr * global_batch_size / 256.0
 
 

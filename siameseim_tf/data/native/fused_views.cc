@@ -2,7 +2,7 @@
 // image in one CPU kernel (siameseim_tf/data/native/__init__.py builds and loads it).
 //
 // It computes exactly what the TensorFlow-op path of siameseim_tf/data does
-// (resize.py, color.py: PIL's resampling weights, torchvision's colour semantics, SPEC §1),
+// (resize.py, color.py: PIL's resampling weights, torchvision's colour semantics, method §1),
 // in float32, without the intermediate tensors and per-operation overhead of that path.
 // The maths is in fused_views_math.cc; this file is the TensorFlow op around it.
 // tests/data/test_data_native.py checks the two against each other.
