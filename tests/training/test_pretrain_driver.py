@@ -76,6 +76,7 @@ def test_crash_resume_reaches_the_uninterrupted_weights(tmp_path):
     assert encoder.embed_dim == TINY["embed_dim"]
 
 
+@pytest.mark.slow  # the kill tests check this too, through a subprocess
 def test_finished_run_is_not_trained_again(tmp_path, capsys):
     run(tmp_path, seed=1)
     _, history = pretrain(
