@@ -1,4 +1,4 @@
-"""Official checkpoint import (SPEC §8): strict keys, round trip, and a PyTorch forward."""
+"""Official checkpoint import (method §8): strict keys, round trip, and a PyTorch forward."""
 
 import keras
 import numpy as np

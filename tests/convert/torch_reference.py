@@ -1,6 +1,6 @@
-"""An independent PyTorch forward of SiameseIM in the authors' module layout (SPEC §3-§5, §8).
+"""An independent PyTorch forward of SiameseIM in the authors' module layout (method §3-§5, §8).
 
-Written from SPEC.md, with the module names of the official release, so that
+Written from docs/method.md, with the module names of the official release, so that
 ``load_state_dict(strict=True)`` checks our key names and shapes and the forward checks
 our tensor layouts (conv kernels, [out, in] linears, q/k/v stacking, BatchNorm statistics).
 """
@@ -65,7 +65,7 @@ class PatchEmbed(nn.Module):
 
 
 def relative_embedding(rel_pos, grid, dim):
-    """SPEC §4 in torch: [B, 6] -> [B, N, 2D]."""
+    """method §4 in torch: [B, 6] -> [B, N, 2D]."""
     di, dj, dh, dw, flip, fdj = [rel_pos[:, k : k + 1] for k in range(6)]
     centres = torch.arange(grid, dtype=torch.float32) + 0.5
     r, c = centres.repeat_interleave(grid)[None], centres.repeat(grid)[None]
@@ -158,7 +158,7 @@ class SiameseIMReference(nn.Module):
 
 
 def unigrad(pred, target, neg_weight=0.02):
-    """SPEC §5, one replica."""
+    """method §5, one replica."""
     t = nn.functional.layer_norm(target, target.shape[-1:], eps=1e-5).reshape(-1, target.shape[-1])
     p = pred.reshape(-1, pred.shape[-1])
     pos = ((p - t) ** 2).sum(-1).mean()

@@ -1,4 +1,4 @@
-"""Colour pipelines of SPEC §1: exact ops and probabilities."""
+"""Colour pipelines of method §1: exact ops and probabilities."""
 
 from __future__ import annotations
 

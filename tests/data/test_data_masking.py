@@ -1,4 +1,4 @@
-"""Block masking with a fixed count (SPEC §2)."""
+"""Block masking with a fixed count (method §2)."""
 
 from __future__ import annotations
 

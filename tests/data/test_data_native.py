@@ -1,7 +1,7 @@
 """The fused C++ view kernel (siameseim_tf/data/native) against the TF-op reference path.
 
 Both paths take the same random draws (views._plan); the kernel must reproduce the
-TF-op path's views (SPEC §1: crop, flip, bicubic resize, colour pipelines, normalisation)
+TF-op path's views (method §1: crop, flip, bicubic resize, colour pipelines, normalisation)
 up to float32 rounding.
 """
 

@@ -1,6 +1,6 @@
 """Crop + flip + resize as matrix products with PIL's weights (siameseim_tf/data/resize.py).
 
-SPEC §1: views are RandomResizedCrop'd with bicubic interpolation; torchvision does it on
+method §1: views are RandomResizedCrop'd with bicubic interpolation; torchvision does it on
 PIL images, so PIL's antialiased bicubic is the reference filter.
 """
 

@@ -1,4 +1,4 @@
-"""Views, crops, flips and the relative position of SPEC §1."""
+"""Views, crops, flips and the relative position of method §1."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _random_image(rng, shape):
 
 
 def _map_via_rel_pos(rel_pos, grid):
-    """SPEC §4: view-2 cell centres in view-1 grid units, [G, G] each."""
+    """method §4: view-2 cell centres in view-1 grid units, [G, G] each."""
     di, dj, dh, dw, flip, fdj = (float(v) for v in rel_pos)
     r, c = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
     h = dh * (r + 0.5) + di * grid - 0.5

@@ -1,4 +1,4 @@
-"""Position embeddings against SPEC §4 and the authors' reference values."""
+"""Position embeddings against method §4 and the authors' reference values."""
 
 import json
 from pathlib import Path
@@ -18,7 +18,7 @@ def test_sincos_matches_authors_reference():
 
 
 def test_sincos_layout_by_hand():
-    # SPEC §4: cell (r, c) -> [sin(r w), cos(r w), sin(c w), cos(c w)], w_k = 1e4^(-k/(D/4)).
+    # method §4: cell (r, c) -> [sin(r w), cos(r w), sin(c w), cos(c w)], w_k = 1e4^(-k/(D/4)).
     table = sincos_2d_embedding(grid=3, dim=8)  # D/4 = 2: w = (1, 1e-2)
     r, c = 2, 1
     expected = [np.sin(r), np.sin(r * 1e-2), np.cos(r), np.cos(r * 1e-2),
@@ -36,7 +36,7 @@ def test_relative_matches_authors_reference():
 
 
 def test_identity_relation_gives_absolute_embedding():
-    # SPEC §4: deltas 0, scales 1, no flip -> first D values = the D-dim sin-cos table.
+    # method §4: deltas 0, scales 1, no flip -> first D values = the D-dim sin-cos table.
     dim, grid = 16, 5
     identity = np.array([[0, 0, 1, 1, 0, 1]], "float32")
     out = np.asarray(relative_position_embedding(identity, grid, dim))[0]

@@ -1,4 +1,4 @@
-"""UniGrad (SPEC §5) against hand-computed values and the authors' reference."""
+"""UniGrad (method §5) against hand-computed values and the authors' reference."""
 
 import json
 from pathlib import Path

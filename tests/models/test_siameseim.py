@@ -1,4 +1,4 @@
-"""SiameseIM forward, momentum update, train step and saving (SPEC §3, §5, §6)."""
+"""SiameseIM forward, momentum update, train step and saving (method §3, §5, §6)."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""Distribution: 2 logical CPU replicas vs 1 device on the same global batch (SPEC §5, §6).
+"""Distribution: 2 logical CPU replicas vs 1 device on the same global batch (method §5, §6).
 
 Each check runs in a subprocess because the CPU must be split before TensorFlow starts.
 """

@@ -1,4 +1,4 @@
-"""Schedules and optimizer of SPEC §6."""
+"""Schedules and optimizer of method §6."""
 
 import json
 from pathlib import Path
