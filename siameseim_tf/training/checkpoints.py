@@ -167,12 +167,16 @@ def truncate_log(path: Path, first_dropped_epoch: int) -> None:
         write_atomically(path, lambda tmp: Path(tmp).write_text("".join(kept)))
 
 
+def num_workers(strategy) -> int:
+    """Worker processes of ``strategy`` (1 without a cluster)."""
+    return getattr(getattr(strategy, "extended", None), "_num_workers", 1) or 1
+
+
 def agree_on_step(strategy, local_steps: list[int]) -> int | None:
     """The newest checkpoint step every worker has (a kill can land between two workers'
     saves); None when some worker has none. One worker: its newest."""
     newest = local_steps[-1] if local_steps else -1
-    workers = getattr(getattr(strategy, "extended", None), "_num_workers", 1) or 1
-    if workers > 1:
+    if num_workers(strategy) > 1:
         import tensorflow as tf
 
         per_replica = strategy.run(lambda: tf.constant([newest], tf.int64))

@@ -20,11 +20,12 @@ from siameseim_tf.training.checkpoints import (
     RunCheckpoints,
     agree_on_step,
     fault,
+    num_workers,
     truncate_log,
     write_atomically,
 )
 from siameseim_tf.training.optimizer import make_optimizer
-from siameseim_tf.training.resume import fit_resumably, num_workers
+from siameseim_tf.training.resume import fit_resumably
 from siameseim_tf.training.strategy import describe_devices, gpu_hint, select_strategy
 
 METHODS = ("siameseim", "mae")

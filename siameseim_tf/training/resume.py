@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 
-def num_workers(strategy) -> int:
-    return getattr(getattr(strategy, "extended", None), "_num_workers", 1) or 1
-
-
 def fit_resumably(model, stream, plan, restored, checkpoint, callbacks, batches_per_step):
     """``model.fit`` from the restored step to the end of the plan.
 
@@ -15,13 +11,13 @@ def fit_resumably(model, stream, plan, restored, checkpoint, callbacks, batches_
     epochs on a stream rebuilt from the position reached. Every stream starts at the
     exact next raw element (``stream(start, positions)``).
     """
+    import keras
+
     from siameseim_tf.data.pipeline import StreamPositions
 
     spe = plan.steps_per_epoch
     step = restored.step if restored is not None else 0
     start = restored.data_start if restored is not None else 0
-    import keras
-
     history = keras.callbacks.History()  # stays empty when a restart finds nothing left
     history.history = {}
     while step < plan.max_epochs * spe and (plan.total_steps is None or step < plan.total_steps):

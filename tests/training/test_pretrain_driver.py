@@ -37,9 +37,8 @@ def run(tmp_path, **kwargs):
         epochs=3,
         global_batch_size=16,
         warmup_epochs=1,
-        verbose=0,
         backup_every_steps=2,
-        **kwargs,
+        **{"verbose": 0, **kwargs},
     )
 
 
