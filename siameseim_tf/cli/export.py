@@ -60,10 +60,14 @@ def _check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Loads the checkpoint, exports, and prints where the files went."""
     _check_args(args)
-    from siameseim_tf.export.common import load_encoder
+    from siameseim_tf.export.common import is_classifier, load_exportable
     from siameseim_tf.serving.contract import ONNX_OPSET
 
-    encoder = load_encoder(args.checkpoint)
+    # A fine-tuned classifier.keras exports with class probabilities; anything else as
+    # its encoder.
+    encoder = load_exportable(args.checkpoint)
+    if is_classifier(encoder) and args.format == "litert":
+        encoder = encoder.encoder  # LiteRT: the embedding outputs only
     if not hasattr(encoder, "image_size"):
         raise UserError(f"{args.checkpoint} holds no ViTEncoder (found {type(encoder).__name__})")
     if args.format in ("saved_model", "both"):

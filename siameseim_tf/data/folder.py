@@ -99,30 +99,67 @@ def _decode_path(path: tf.Tensor, use_pil: tf.Tensor) -> tf.Tensor:
     return tf.cond(use_pil, with_pil, lambda: decode_image_bytes(tf.io.read_file(path)))
 
 
-def image_folder_source(
-    root: str, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int = DEFAULT_MIN_SIDE
-) -> ImageSource:
-    """Every JPEG/PNG/BMP/GIF/WebP under ``root`` (recursive; labels, if any, ignored).
+def class_labels(root: str, paths: list[str], report: SkipReport) -> tuple[list, list, tuple]:
+    """(paths inside a class sub-folder, their class indices, sorted class names).
 
+    The class of ``root/CLASS/**/image`` is CLASS; files directly in ``root`` are skipped
+    (reported). Raises BadInputError when no class sub-folder holds an image.
+    """
+    kept, labels, rels = [], [], [os.path.relpath(p, root) for p in paths]
+    classes = sorted({r.split(os.sep)[0] for r in rels if os.sep in r})
+    index = {c: k for k, c in enumerate(classes)}
+    for path, rel in zip(paths, rels):
+        if os.sep in rel:
+            kept.append(path)
+            labels.append(index[rel.split(os.sep)[0]])
+        else:
+            report.add(path, "not in a class sub-folder")
+    if not classes:
+        raise BadInputError(
+            f"{root}: a labelled folder needs ROOT/CLASS/image files; no class sub-folder "
+            "holds an image",
+            root,
+            report,
+        )
+    return kept, labels, tuple(classes)
+
+
+def image_folder_source(
+    root: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+    labelled: bool = False,
+) -> ImageSource:
+    """Every JPEG/PNG/BMP/GIF/WebP under ``root`` (recursive).
+
+    Unlabelled (default): sub-folders are ignored. ``labelled``: ``root/CLASS/**/image``,
+    class indices in sorted class-name order (:func:`class_labels`).
     Grayscale, palette, 16-bit, CMYK and alpha images become RGB. Bad files are skipped
     and reported (``source.report``); see :mod:`siameseim_tf.data.bad_input`.
     """
     paths, use_pil, report = scan_folder(root, max_pixels, min_side)
+    labels, class_names = [-1] * len(paths), None
+    if labelled:
+        pil_of = dict(zip(paths, use_pil))
+        paths, labels, class_names = class_labels(os.fspath(root), paths, report)
+        use_pil = [pil_of[p] for p in paths]
 
     # Bytes, not str: a file name that is not valid UTF-8 is still a path TF can open.
     encoded = [os.fsencode(p) for p in paths]
 
     def raw(num_shards: int, index: int) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices((encoded, use_pil))
+        ds = tf.data.Dataset.from_tensor_slices((encoded, use_pil, np.asarray(labels, np.int64)))
         return ds.shard(num_shards, index)
 
     return ImageSource(
         name=os.fspath(root),
         raw=raw,
-        decode=_decode_path,
-        key=lambda path, use_pil: path,
+        decode=lambda path, use_pil, label: _decode_path(path, use_pil),
+        key=lambda path, use_pil, label: path,
         num_images=len(paths),
         report=report,
         may_fail=True,
         shuffle_window=max(len(paths), 1),  # file names: the whole pass is one window
+        label=(lambda path, use_pil, label: label) if labelled else None,
+        class_names=class_names,
     )

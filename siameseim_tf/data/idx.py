@@ -96,7 +96,13 @@ def load_idx_split(
     return images, labels
 
 
-def idx_source(path: str | None = None, split: str = "train") -> ImageSource:
-    """IDX images (grayscale 28 x 28 for Fashion-MNIST) as an RGB source."""
-    images, _ = load_idx_split(path, split)
-    return array_source(images, name=find_idx_files(path, split)[0])
+def idx_source(
+    path: str | None = None, split: str = "train", labelled: bool = False
+) -> ImageSource:
+    """IDX images (grayscale 28 x 28 for Fashion-MNIST) as an RGB source; ``labelled``
+    needs the labels file next to the images."""
+    images, labels = load_idx_split(path, split)
+    name = find_idx_files(path, split)[0]
+    if labelled and labels is None:
+        raise BadInputError(f"no labels file next to {name}", name)
+    return array_source(images, name=name, labels=labels if labelled else None)

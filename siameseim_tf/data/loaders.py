@@ -55,6 +55,49 @@ def open_source(
     return image_folder_source(data, **folder_kwargs)
 
 
+SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val")}
+
+
+def split_folder(data: str, split: str) -> str | None:
+    """``data/train`` (split "train") or ``data/test`` / ``data/val`` (split "test") if it
+    exists, else None."""
+    for name in SPLIT_FOLDERS.get(split, (split,)):
+        if os.path.isdir(os.path.join(data, name)):
+            return os.path.join(data, name)
+    return None
+
+
+def open_labelled_source(data: str | None, split: str = "train", **folder_kwargs) -> ImageSource:
+    """A labelled source of one split: IDX with labels (None = Fashion-MNIST),
+    ``tfds:NAME[:DATA_DIR]`` (feature "label"), TFRecords with ``image/class/label``, or
+    a class folder ``ROOT/CLASS/image``.
+
+    For folders and TFRecord directories ``ROOT/train`` and ``ROOT/test`` (or ``val``) are
+    used when present; a ROOT without them is the train split and has no test split.
+    Raises BadInputError (no such split, no labels, nothing usable).
+    """
+    from siameseim_tf.data.folder import image_folder_source
+    from siameseim_tf.data.records import tfds_source, tfrecord_source
+
+    if data is None or (not str(data).startswith("tfds:") and _is_idx(os.fspath(data))):
+        return idx_source(data, split, labelled=True)
+    data = os.fspath(data)
+    if data.startswith("tfds:"):
+        name, _, data_dir = data[5:].partition(":")
+        return tfds_source(name, data_dir or None, split, label_key="label")
+    if not glob.glob(data):
+        raise BadInputError(f"data path not found: {data}", data)
+    root = split_folder(data, split) if os.path.isdir(data) else None
+    if root is None and split != "train":
+        raise BadInputError(
+            f"{data} has no {split} split (expected {data}/{SPLIT_FOLDERS[split][0]}/)", data
+        )
+    root = root or data
+    if _is_tfrecord(root):
+        return tfrecord_source(root, labelled=True)
+    return image_folder_source(root, labelled=True, **folder_kwargs)
+
+
 def load_folder_split(
     root: str, image_size: int = 224, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -191,6 +191,7 @@ def build_dataset(
     batch_fn: Callable[[dict], dict] | None = None,
     start: int = 0,
     positions: StreamPositions | None = None,
+    with_labels: bool = False,
 ) -> tf.data.Dataset:
     """The one pipeline skeleton: shard, seeded passes, guarded decode, per-sample seed,
     ``example_fn``, batch, optional ``batch_fn``, prefetch, options.
@@ -211,7 +212,10 @@ def build_dataset(
         batch_fn: dict of batched tensors -> dict, applied after ``batch`` (vectorised work).
         start: position tag of the first raw element (0: the stream's beginning).
         positions: receives the last tag of every batch (for checkpoints).
+        with_labels: add ``label`` (int64, from ``source.label``) to every example.
     """
+    if with_labels and source.label is None:
+        raise ValueError(f"{source.name} has no labels")
     shards, index, batch_size = 1, 0, global_batch_size
     if input_context is not None:
         shards, index = input_context.num_input_pipelines, input_context.input_pipeline_id
@@ -230,7 +234,13 @@ def build_dataset(
     )  # (tag, raw)
 
     def decode(tag, raw):
-        return tag, source.decode(*raw) if isinstance(raw, tuple) else source.decode(raw)
+        args = raw if isinstance(raw, tuple) else (raw,)
+        image = source.decode(*args)
+        if not with_labels:
+            return tag, (image,)
+        label = tf.cast(source.label(*args), tf.int64)
+        with tf.control_dependencies([tf.debugging.assert_non_negative(label)]):
+            return tag, (image, tf.identity(label))  # unlabelled records fail (and are counted)
 
     if source.may_fail:
         ds = _note_attempts(ds, source, stream)
@@ -239,9 +249,10 @@ def build_dataset(
     else:
         ds = ds.map(decode, num_parallel_calls=num_parallel_calls)
 
-    def example(tag, image):
+    def example(tag, decoded):
         element_seed = tf.stack([tf.constant(seed, tf.int64), tag * shards + index])  # [2]
-        return example_fn(image, element_seed) | {"_tag": tag}
+        labels = {"label": decoded[1]} if with_labels else {}
+        return example_fn(decoded[0], element_seed) | labels | {"_tag": tag}
 
     ds = ds.map(example, num_parallel_calls=num_parallel_calls).batch(batch_size)
     ds = _note_batches(ds, source, positions, stream, batch_size, drop_remainder, repeat)

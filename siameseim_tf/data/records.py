@@ -34,11 +34,12 @@ def _expand(pattern: str | list[str]) -> list[str]:
     return files
 
 
-def tfrecord_source(pattern: str | list[str]) -> ImageSource:
+def tfrecord_source(pattern: str | list[str], labelled: bool = False) -> ImageSource:
     """TFRecord files (a glob, a list, or a directory of ``*.tfrecord*``) of the schema above.
 
     Files are sharded across input pipelines when there are enough of them, else records.
-    Undecodable records are dropped at run time and counted in ``source.report``.
+    Undecodable records are dropped at run time and counted in ``source.report``; with
+    ``labelled``, so are records without ``image/class/label`` (or with -1).
     """
     files = _expand(pattern)
     name = pattern if isinstance(pattern, str) else ",".join(pattern)
@@ -69,6 +70,9 @@ def tfrecord_source(pattern: str | list[str]) -> ImageSource:
         parsed = tf.io.parse_single_example(record, FEATURES)
         return decode_image_bytes(parsed["image/encoded"])
 
+    def label(filename, k, record):
+        return tf.io.parse_single_example(record, FEATURES)["image/class/label"]
+
     return ImageSource(
         name=name,
         raw=raw,
@@ -77,6 +81,8 @@ def tfrecord_source(pattern: str | list[str]) -> ImageSource:
         num_images=None,
         report=report,
         may_fail=True,
+        label=label if labelled else None,
+        class_names=None,  # not stored in the records; the classifier counts max + 1
     )
 
 
@@ -127,11 +133,16 @@ def _bytes(value: bytes) -> tf.train.Feature:
 
 
 def tfds_source(
-    name: str, data_dir: str | None = None, split: str = "train", image_key: str = "image"
+    name: str,
+    data_dir: str | None = None,
+    split: str = "train",
+    image_key: str = "image",
+    label_key: str | None = None,
 ) -> ImageSource:
     """A prepared TFDS dataset by name (``tfds.builder(name, data_dir=...)``); never downloads.
 
     Grayscale images become RGB, alpha is dropped. Examples are sharded across pipelines.
+    ``label_key`` (e.g. "label", a ClassLabel feature) makes it a labelled source.
     """
     import tensorflow_datasets as tfds
 
@@ -151,14 +162,28 @@ def tfds_source(
         # Image features stay encoded until after sharding (each pipeline decodes its part).
         decoders = {image_key: tfds.decode.SkipDecoding()} if encoded else None
         ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
-        return ds.map(lambda ex: ex[image_key]).enumerate().shard(num_shards, index)
+        if label_key is None:
+            return ds.map(lambda ex: ex[image_key]).enumerate().shard(num_shards, index)
+        ds = ds.map(lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int64)))
+        return ds.enumerate().map(lambda k, pair: (k, *pair)).shard(num_shards, index)
+
+    class_names = None
+    if label_key is not None:
+        if label_key not in builder.info.features:
+            raise BadInputError(f"TFDS dataset {name!r} has no feature {label_key!r}", name)
+        class_names = tuple(getattr(builder.info.features[label_key], "names", None) or ())
+
+    def decode(k, image, *label):
+        return decode_image_bytes(image) if encoded else to_rgb(image)
 
     return ImageSource(
         name=f"tfds:{name}/{split}",
         raw=raw,
-        decode=lambda k, image: decode_image_bytes(image) if encoded else to_rgb(image),
-        key=lambda k, image: tf.strings.as_string(k),
+        decode=decode,
+        key=lambda k, *rest: tf.strings.as_string(k),
         num_images=builder.info.splits[split].num_examples,
         report=SkipReport(source=f"tfds:{name}"),
         may_fail=encoded,
+        label=(lambda k, image, label: label) if label_key is not None else None,
+        class_names=class_names or None,
     )

@@ -27,6 +27,9 @@ class ImageSource:
             the pipeline then guards it with ``ignore_errors`` and counts the failures.
         shuffle_window: raw elements shuffled together (a whole pass when the raw
             elements are small, e.g. file names).
+        label: raw element -> int64 scalar class index (labelled sources only; a
+            negative index is an error).
+        class_names: the names of the class indices, when known.
     """
 
     name: str
@@ -37,6 +40,12 @@ class ImageSource:
     report: SkipReport = field(default_factory=SkipReport)
     may_fail: bool = False
     shuffle_window: int = 10_000
+    label: Callable[..., tf.Tensor] | None = None
+    class_names: tuple[str, ...] | None = None
+
+    @property
+    def num_classes(self) -> int | None:
+        return len(self.class_names) if self.class_names else None
 
 
 def to_rgb(image: tf.Tensor) -> tf.Tensor:
@@ -54,8 +63,17 @@ def to_rgb(image: tf.Tensor) -> tf.Tensor:
     raise ValueError(f"images need 1, 3 or 4 channels, got {channels}")
 
 
-def array_source(images: np.ndarray, name: str = "arrays") -> ImageSource:
-    """In-memory images: uint8 [N, H, W], [N, H, W, 1|3|4] -> RGB. Rows are sharded."""
+def array_source(
+    images: np.ndarray,
+    name: str = "arrays",
+    labels: np.ndarray | None = None,
+    class_names: tuple[str, ...] | None = None,
+) -> ImageSource:
+    """In-memory images: uint8 [N, H, W], [N, H, W, 1|3|4] -> RGB. Rows are sharded.
+
+    ``labels``: optional int [N] class indices (a labelled source; class names default to
+    the indices 0..max).
+    """
     from siameseim_tf.data.bad_input import BadInputError
 
     images = np.asarray(images)
@@ -73,6 +91,19 @@ def array_source(images: np.ndarray, name: str = "arrays") -> ImageSource:
         table = tf.constant(images)  # [N, H, W, C], captured once
         return ids.map(lambda i: (i, tf.gather(table, i)))
 
+    label = None
+    if labels is not None:
+        labels = np.asarray(labels, np.int64).reshape(-1)
+        if labels.shape != (len(images),) or labels.min() < 0:
+            raise BadInputError(
+                f"{name}: need one non-negative label per image, got {labels.shape}", name
+            )
+        label_table = tf.constant(labels)
+        class_names = class_names or tuple(str(k) for k in range(int(labels.max()) + 1))
+
+        def label(i, image):
+            return tf.gather(label_table, i)
+
     return ImageSource(
         name=name,
         raw=raw,
@@ -80,4 +111,6 @@ def array_source(images: np.ndarray, name: str = "arrays") -> ImageSource:
         key=lambda i, image: tf.strings.as_string(i),
         num_images=len(images),
         report=SkipReport(source=name),
+        label=label,
+        class_names=tuple(class_names) if labels is not None else None,
     )

@@ -1,75 +1,37 @@
-"""End-to-end fine-tuning (method §7): mean-pooled patch tokens + new LayerNorm + linear head,
-layer-wise lr decay, drop path, AdamW, warmup + cosine, mixup / cutmix, label smoothing.
+"""Fine-tuning (method §7) as a Keras task: :class:`ViTClassifier` trained with ``fit``.
 
-Implemented: layer-wise lr decay 0.65 (patch embedding / CLS / positions = layer 0, block k =
-layer k + 1, head and norms = L + 1; lr scale = decay^(L + 1 - layer)), drop path 0.1 (a copy
-of the encoder rebuilt with ``drop_path_rate`` and the weights copied), AdamW (betas 0.9 /
-0.999, wd 0.05, none on 1-D weights and the CLS token), warmup + half-cosine per step,
-mixup 0.8 / cutmix 1.0 (timm batch mode, switch prob 0.5), label smoothing 0.1, random
-horizontal flip. Not implemented: random resized crop, RandAugment and random erasing
-(training images use the evaluation resize + centre crop, then the flip).
+The recipe: mean-pooled patch tokens + new LayerNorm + linear head; layer-wise lr decay
+0.65 (patch embedding / CLS / positions = layer 0, block k = layer k + 1, head and norms
+= L + 1; lr scale = decay^(L + 1 - layer)), drop path 0.1, AdamW (betas 0.9 / 0.999, wd
+0.05, none on 1-D weights and the CLS token), warmup + cosine per step, and the
+augmentations of :mod:`siameseim_tf.data.finetune_data` (random resized crop + flip,
+RandAugment, random erasing, mixup / cutmix, label smoothing).
+
+Runs like pretraining: the strategy of :func:`~siameseim_tf.training.strategy.
+select_strategy` (one device, Mirrored, MultiWorker), a tf.data stream read from any
+labelled source (never held in memory), atomic step checkpoints with an exact resume,
+SIGTERM handling, a time budget or a step / epoch count. See docs/finetune.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from siameseim_tf.evaluation.features import iterate_batches, preprocess_uint8
 from siameseim_tf.evaluation.optim import ScaledAdamW
+from siameseim_tf.models.classifier import ViTClassifier, relative_path
 from siameseim_tf.training.schedules import WarmupCosine
 
-
-class FineTuneClassifier(keras.Model):
-    """ViT encoder (``pool_norm=True``: LayerNorm on the mean of the patch tokens) + head.
-
-    Images [B, S, S, 3] -> logits [B, C]. The head is Dense with trunc-normal(2e-5) weights
-    (MAE's fine-tuning init) and zero bias. Not a saving format of its own (no
-    ``get_config``): save ``model.encoder`` (a ViTEncoder with ``fc_norm``) and the head.
-    """
-
-    def __init__(self, encoder: keras.Model, num_classes: int, **kwargs):
-        super().__init__(**kwargs)
-        self.encoder, self.num_classes = encoder, num_classes
-        self.head = keras.layers.Dense(
-            num_classes,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=2e-5),
-            bias_initializer="zeros",
-            name="head",
-        )
-        self.head.build((None, encoder.embed_dim))
-
-    def call(self, images, training=False):
-        return self.head(self.encoder(images, training=training)["pooled"])  # [B, C]
-
-
-def relative_path(variable: Any) -> str:
-    """A variable's path without its top-level model name (``blocks_0/fc1/kernel``)."""
-    return variable.path.split("/", 1)[-1]
-
-
-def rebuild_encoder(encoder: keras.Model, drop_path_rate: float) -> keras.Model:
-    """A trainable copy of ``encoder`` with ``drop_path_rate`` and a pooled-feature LayerNorm.
-
-    Weights are copied by relative path; the new ``fc_norm`` starts at (1, 0) unless the
-    source already has one. Raises ValueError if a source weight has no counterpart.
-    """
-    config = {k: v for k, v in encoder.get_config().items() if k != "name"}
-    config.update(drop_path_rate=drop_path_rate, pool_norm=True, trainable_patch_embed=True)
-    copy = type(encoder).from_config(config)
-    targets = {relative_path(v): v for v in copy.weights}
-    for variable in encoder.weights:
-        path = relative_path(variable)
-        if "seed_generator" in path:
-            continue  # drop-path RNG state, not a model weight
-        if path not in targets or tuple(targets[path].shape) != tuple(variable.shape):
-            raise ValueError(f"cannot copy encoder weight {path} into the fine-tuning copy")
-        targets[path].assign(variable)
-    return copy
+CLASSIFIER_FILE = "classifier.keras"
+METRICS_FILE = "metrics.json"
 
 
 def layer_id(path: str, depth: int) -> int:
@@ -82,7 +44,7 @@ def layer_id(path: str, depth: int) -> int:
     return depth + 1
 
 
-def layer_decay_factors(model: FineTuneClassifier, decay: float) -> dict[int, float]:
+def layer_decay_factors(model, decay: float) -> dict[int, float]:
     """lr scale per trainable variable, keyed by ``id(variable)``: decay^(L + 1 - layer)."""
     depth = model.encoder.depth
     encoder_ids = {id(v): relative_path(v) for v in model.encoder.weights}
@@ -95,7 +57,7 @@ def layer_decay_factors(model: FineTuneClassifier, decay: float) -> dict[int, fl
 
 
 def make_optimizer(
-    model: FineTuneClassifier, schedule, weight_decay: float = 0.05, layer_decay: float = 0.65
+    model, schedule, weight_decay: float = 0.05, layer_decay: float = 0.65
 ) -> ScaledAdamW:
     """AdamW with layer-wise lr decay; no weight decay on 1-D weights and the CLS token."""
     factors = layer_decay_factors(model, layer_decay)
@@ -113,52 +75,287 @@ def make_optimizer(
     return optimizer
 
 
-def mix_batch(images, targets, mixup_alpha: float, cutmix_alpha: float, switch_prob: float = 0.5):
-    """timm-style batch mixup / cutmix with the reversed batch as partner.
+def build_eval_dataset(source, global_batch_size: int, *, image_size: int, num_classes: int):
+    """One pass, in order, of ``(images [B, S, S, 3], one-hot targets [B, C])`` with the
+    evaluation / export preprocessing; the last batch may be short."""
+    import tensorflow as tf
 
-    images [B, S, S, 3], soft targets [B, C] -> the mixed pair (same shapes).
-    """
+    from siameseim_tf.data.pipeline import build_dataset
+    from siameseim_tf.serving.preprocessing_tf import preprocess_uint8
 
-    def beta(alpha):  # Beta(alpha, alpha) from two gammas
-        g = tf.random.gamma((2,), alpha)
-        return g[0] / (g[0] + g[1])
-
-    use_cutmix = cutmix_alpha > 0 and (
-        mixup_alpha <= 0 or bool(np.random.random_sample() < switch_prob)
+    return build_dataset(
+        source,
+        global_batch_size,
+        lambda image, element_seed: {"image": preprocess_uint8(image, image_size)[0]},
+        shuffle=False,
+        repeat=False,
+        drop_remainder=False,
+        batch_fn=lambda batch: (batch["image"], tf.one_hot(batch["label"], num_classes)),
+        with_labels=True,
     )
-    partner_x, partner_y = tf.reverse(images, [0]), tf.reverse(targets, [0])
-    if not use_cutmix:
-        lam = beta(mixup_alpha)
-        mixed = lam * images + (1 - lam) * partner_x
-    else:
-        lam = beta(cutmix_alpha)
-        size = tf.shape(images)[1]
-        size_f = tf.cast(size, tf.float32)
-        cut = tf.cast(size_f * tf.sqrt(1.0 - lam), tf.int32)
-        cy, cx = (tf.random.uniform((), 0, size, tf.int32) for _ in range(2))
-        y0, y1 = tf.clip_by_value(cy - cut // 2, 0, size), tf.clip_by_value(cy + cut // 2, 0, size)
-        x0, x1 = tf.clip_by_value(cx - cut // 2, 0, size), tf.clip_by_value(cx + cut // 2, 0, size)
-        rows, cols = tf.range(size)[:, None], tf.range(size)[None, :]
-        box = (rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1)  # [S, S]
-        mixed = tf.where(box[None, :, :, None], partner_x, images)
-        lam = 1.0 - tf.cast((y1 - y0) * (x1 - x0), tf.float32) / (size_f * size_f)
-    return mixed, lam * targets + (1 - lam) * partner_y
 
 
-def _train_batches(
-    images, labels, num_classes, image_size, batch_size, smoothing, mixup_alpha, cutmix_alpha, rng
-):
-    """One epoch of (images [B, S, S, 3], soft targets [B, C]) batches, shuffled."""
-    order = rng.permutation(len(images))
-    off = smoothing / num_classes
-    for batch in iterate_batches(len(order), batch_size, False, "train"):
-        index = np.sort(order[batch])
-        x = preprocess_uint8(images[index], image_size)
-        x = tf.where(rng.random(len(index))[:, None, None, None] < 0.5, tf.reverse(x, [2]), x)
-        y = tf.one_hot(labels[index], num_classes) * (1 - smoothing) + off
-        if mixup_alpha > 0 or cutmix_alpha > 0:
-            x, y = mix_batch(x, y, mixup_alpha, cutmix_alpha)
-        yield x, y
+class StepTimer(keras.callbacks.Callback):
+    """Training throughput over the steps of each epoch after its first (the first
+    compiles, epoch ends save checkpoints)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps, self.seconds, self._mark = 0, 0.0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._mark = None  # not the epoch-end saves nor the next epoch's first batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self._mark is not None:
+            self.steps, self.seconds = self.steps + 1, self.seconds + now - self._mark
+        self._mark = now
+
+    def images_per_second(self, global_batch_size: int) -> float | None:
+        return self.steps * global_batch_size / self.seconds if self.seconds else None
+
+
+def augmentation_from(options: dict[str, Any] | None):
+    """An :class:`~siameseim_tf.data.finetune_data.Augmentation` from keyword options."""
+    from siameseim_tf.data.finetune_data import Augmentation
+
+    options = dict(options or {})
+    if unknown := set(options) - {f.name for f in fields(Augmentation)}:
+        raise ValueError(f"unknown augmentation options {sorted(unknown)}")
+    return Augmentation(**options)
+
+
+def finetune(
+    encoder: keras.Model,
+    train_source,
+    output_dir: str | os.PathLike,
+    *,
+    test_source=None,
+    epochs: float | None = 100,
+    total_steps: int | None = None,
+    budget_minutes: float | None = None,
+    global_batch_size: int = 1024,
+    base_lr: float = 2.5e-4,
+    min_lr: float = 1e-6,
+    warmup_epochs: float | None = None,
+    weight_decay: float = 0.05,
+    layer_decay: float = 0.65,
+    drop_path_rate: float = 0.1,
+    augmentation: dict[str, Any] | None = None,
+    seed: int = 0,
+    precision: str = "float32",
+    backup_every_steps: int = 0,
+    log_every_steps: int = 0,
+    jit_compile: bool | None = None,
+    eval_batch_size: int = 256,
+    strategy=None,
+    verbose: int = 1,
+    extra_callbacks: list | None = None,
+) -> tuple[ViTClassifier, dict[str, Any]]:
+    """Fine-tunes a copy of ``encoder`` on ``train_source``; evaluates top-1 on ``test_source``.
+
+    Args:
+        encoder: a pretrained (or random) ViTEncoder; left untouched.
+        train_source, test_source: labelled :class:`~siameseim_tf.data.ImageSource`s
+            (:func:`~siameseim_tf.data.loaders.open_labelled_source`).
+        output_dir: ``classifier.keras`` and ``metrics.json`` at the end, ``checkpoints/``
+            while training (resume: run the same call again), ``log.csv``,
+            ``tensorboard/``, ``run.json``.
+        epochs, total_steps, budget_minutes: run length, as for pretraining
+            (:func:`~siameseim_tf.training.run_length.plan_run`).
+        global_batch_size, base_lr: lr = base_lr * global_batch_size / 256 (method §7:
+            1024, 2.5e-4); min_lr: floor of the cosine.
+        warmup_epochs: linear warmup, as a share of ``epochs``; default 5 % of the run
+            (method §7: 5 of 100 epochs).
+        weight_decay, layer_decay, drop_path_rate: 0.05 / 0.65 / 0.1.
+        augmentation: fields of :class:`~siameseim_tf.data.finetune_data.Augmentation`.
+        seed: head init, data order, augmentations, drop path.
+
+    Returns:
+        (classifier, metrics): ``metrics`` has ``top1`` (fraction, test split; None
+        without one), ``test_loss``, ``train_loss`` (per epoch), ``steps``,
+        ``train_images_per_second`` and the settings.
+    """
+    from siameseim_tf.data.finetune_data import build_finetune_dataset, count_classes
+    from siameseim_tf.training.callbacks import PreemptionNotice, RunCheckpoint
+    from siameseim_tf.training.checkpoints import (
+        CHECKPOINT_DIR,
+        FINISHED_FILE,
+        RunCheckpoints,
+        agree_on_step,
+        num_workers,
+        truncate_log,
+        write_atomically,
+    )
+    from siameseim_tf.training.pretrain import (
+        is_chief,
+        make_callbacks,
+        require_decodable,
+        resolve_jit,
+        worker_directory,
+    )
+    from siameseim_tf.training.progress import ProgressLogger
+    from siameseim_tf.training.resume import fit_resumably
+    from siameseim_tf.training.run_length import RunLength, plan_run
+    from siameseim_tf.training.strategy import describe_devices, select_strategy
+
+    started = time.perf_counter()
+    say = print if verbose else (lambda *a, **k: None)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keras.config.set_dtype_policy(precision)
+    strategy = strategy or select_strategy()
+    directory = worker_directory(output_dir, strategy)
+    if (output_dir / FINISHED_FILE).is_file() and (output_dir / METRICS_FILE).is_file():
+        say(f"[finetune] {output_dir} holds a finished run: nothing to do")
+        model = keras.saving.load_model(output_dir / CLASSIFIER_FILE, compile=False)
+        return model, json.loads((output_dir / METRICS_FILE).read_text())
+    aug = augmentation_from(augmentation)
+    require_decodable(train_source)
+    num_classes = count_classes(train_source)
+    plan = plan_run(
+        train_source.num_images,
+        global_batch_size,
+        epochs=epochs if total_steps is None else None,
+        total_steps=total_steps,
+        budget_minutes=budget_minutes,
+        warmup_epochs=warmup_epochs,
+        warmup_fraction=None if warmup_epochs else 0.05,
+        name=train_source.name,
+    )
+    jit = resolve_jit(jit_compile, strategy)
+    say(
+        f"[finetune] {train_source.name}: {train_source.num_images} images, {num_classes} "
+        f"classes; {describe_devices(strategy)}; global batch {global_batch_size}; "
+        f"{plan.steps_per_epoch} steps per epoch, "
+        + (f"{plan.total_steps} steps" if plan.total_steps else f"{budget_minutes:g} min")
+        + f"; precision {precision}, XLA {'on' if jit else 'off'}, seed {seed}"
+    )
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        model = ViTClassifier.from_encoder(
+            encoder, num_classes, drop_path_rate, list(train_source.class_names or []) or None
+        )
+        peak_lr = base_lr * global_batch_size / 256
+        schedule = WarmupCosine(peak_lr, warmup_steps=0, total_steps=1, min_lr=min_lr)
+        optimizer = make_optimizer(model, schedule, weight_decay, layer_decay)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.CategoricalAccuracy(name="top1")],
+            jit_compile=jit,
+        )
+        optimizer.build(model.trainable_variables)
+    checkpoints = RunCheckpoints(directory / CHECKPOINT_DIR, log=say)
+    restored = checkpoints.restore(model, agree_on_step(strategy, checkpoints.steps()))
+    if restored is not None:
+        say(f"[finetune] resuming from {restored.path.name}: step {restored.step}")
+        truncate_log(directory / "log.csv", restored.step // plan.steps_per_epoch)
+
+    def stream(start: int, positions):
+        return strategy.distribute_datasets_from_function(
+            lambda context: build_finetune_dataset(
+                train_source,
+                global_batch_size,
+                image_size=model.image_size,
+                num_classes=num_classes,
+                augmentation=aug,
+                seed=seed,
+                input_context=context,
+                start=start,
+                positions=positions,
+            )
+        )
+
+    multi_worker = getattr(getattr(strategy, "cluster_resolver", None), "task_type", None)
+    record = output_dir if is_chief(strategy) else None
+    timer = StepTimer()
+    leading = [
+        RunLength(
+            plan,
+            schedule,
+            started,
+            record,
+            strategy=strategy,
+            time_stop=not multi_worker,
+            log=say,
+            tag="finetune",
+        ),
+        timer,
+    ]
+    if verbose:
+        leading.append(ProgressLogger(plan, log=say, tag="finetune"))
+    notice = PreemptionNotice()
+    checkpoint = RunCheckpoint(
+        checkpoints, None, every_steps=backup_every_steps, notice=notice, log=say, tag="finetune"
+    )
+    callbacks = make_callbacks(
+        directory, checkpoint=checkpoint, log_every_steps=log_every_steps, leading=leading
+    )
+    settings = dict(
+        epochs=epochs,
+        total_steps=plan.total_steps,
+        budget_minutes=budget_minutes,
+        global_batch_size=global_batch_size,
+        lr=peak_lr,
+        min_lr=min_lr,
+        warmup_fraction=plan.warmup_fraction,
+        weight_decay=weight_decay,
+        layer_decay=layer_decay,
+        drop_path_rate=drop_path_rate,
+        augmentation={f.name: getattr(aug, f.name) for f in fields(aug)},
+        seed=seed,
+        precision=precision,
+        replicas=strategy.num_replicas_in_sync,
+        source=train_source.name,
+    )
+    if is_chief(strategy):
+        (output_dir / "run.json").write_text(json.dumps(settings, indent=2, default=str))
+    say("[finetune] compiling the train step (the first step is slow)...")
+    with notice:
+        history = fit_resumably(
+            model,
+            stream,
+            plan,
+            restored,
+            checkpoint,
+            callbacks + list(extra_callbacks or []),
+            batches_per_step=strategy.num_replicas_in_sync // num_workers(strategy),
+        )
+    if checkpoint.preempted:
+        return model, {}
+    steps = int(model.optimizer.iterations.numpy())
+    metrics = dict(
+        top1=None,
+        test_loss=None,
+        train_loss=[float(v) for v in history.history.get("loss", [])],
+        steps=steps,
+        train_images_per_second=timer.images_per_second(global_batch_size),
+        **settings,
+    )
+    if test_source is not None:
+        say(f"[finetune] evaluating on {test_source.name} ...")
+        test = build_eval_dataset(
+            test_source, eval_batch_size, image_size=model.image_size, num_classes=num_classes
+        )
+        with warnings.catch_warnings():  # a one-pass stream of unknown length ends
+            warnings.filterwarnings("ignore", "Your input ran out of data")
+            scores = model.evaluate(test, verbose=0, return_dict=True)
+        metrics.update(top1=float(scores["top1"]), test_loss=float(scores["loss"]))
+        say(f"[finetune] test top-1 {100 * metrics['top1']:.2f} % on {test_source.name}")
+    write_atomically(directory / CLASSIFIER_FILE, model.save)
+    if is_chief(strategy):
+        write_atomically(
+            output_dir / METRICS_FILE,
+            lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2, default=str)),
+        )
+        write_atomically(
+            output_dir / FINISHED_FILE,
+            lambda tmp: Path(tmp).write_text(json.dumps(dict(steps=steps))),
+        )
+    checkpoints.remove()
+    return model, metrics
 
 
 @dataclass
@@ -166,7 +363,7 @@ class FineTuneResult:
     """Metrics (JSON-friendly) and the fine-tuned classifier."""
 
     metrics: dict[str, Any]
-    model: FineTuneClassifier
+    model: ViTClassifier
 
 
 def fine_tune(
@@ -175,134 +372,37 @@ def fine_tune(
     train_labels: np.ndarray,
     test_images: np.ndarray,
     test_labels: np.ndarray,
-    epochs: int = 100,
+    *,
+    output_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
-    base_lr: float = 2.5e-4,
-    min_lr: float = 1e-6,
-    warmup_epochs: float | None = None,
-    weight_decay: float = 0.05,
-    layer_decay: float = 0.65,
-    drop_path_rate: float = 0.1,
-    label_smoothing: float = 0.1,
-    mixup_alpha: float = 0.8,
-    cutmix_alpha: float = 1.0,
     image_size: int | None = None,
-    seed: int = 0,
     progress: bool = True,
+    **options,
 ) -> FineTuneResult:
-    """Fine-tunes a copy of ``encoder`` (the original is untouched) and evaluates top-1.
+    """:func:`finetune` on in-memory arrays (the ``evaluate --protocol finetune`` path).
 
-    Args:
-        encoder: a ViTEncoder.
-        train_images / test_images: uint8 [N, H, W, C]; train_labels / test_labels: [N].
-        epochs: 100 in method §7; a few on CPU.
-        batch_size: method §7 1024; lr = base_lr * batch_size / 256.
-        base_lr, min_lr: peak lr per 256 images; floor of the cosine (MAE: 1e-6).
-        warmup_epochs: default 5 % of ``epochs`` (5 of 100 in the recipe).
-        weight_decay, layer_decay, drop_path_rate, label_smoothing: method §7 0.05 / 0.65 / 0.1
-            / 0.1.
-        mixup_alpha, cutmix_alpha: 0.8 / 1.0 (method §7); 0 disables.
-        image_size: S; default the encoder's.
-        seed: RNG seed (head init, drop path, shuffling, augmentation).
-        progress: per-epoch loss lines.
-
-    Returns:
-        :class:`FineTuneResult`; ``metrics`` has ``top1``, ``train_loss`` (per epoch),
-        ``initial_eval_loss`` / ``final_eval_loss`` (plain cross-entropy on up to 1024
-        training images, eval mode, no augmentation), ``lr`` and settings.
+    images uint8 [N, H, W, C], labels int [N]; ``options`` are :func:`finetune`'s
+    (``epochs``, ``base_lr``, ``augmentation``, ...). ``output_dir`` default: a temporary
+    directory, removed afterwards.
     """
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    image_size = int(image_size or encoder.image_size)
-    train_labels, test_labels = np.asarray(train_labels, np.int64), np.asarray(test_labels)
-    num_classes = int(max(train_labels.max(), test_labels.max()) + 1)
+    import tempfile
 
-    model = FineTuneClassifier(rebuild_encoder(encoder, drop_path_rate), num_classes)
-    steps_per_epoch = int(np.ceil(len(train_images) / batch_size))
-    warmup_epochs = epochs * 0.05 if warmup_epochs is None else warmup_epochs
-    peak_lr = base_lr * batch_size / 256
-    schedule = WarmupCosine(
-        peak_lr,
-        warmup_steps=round(warmup_epochs * steps_per_epoch),
-        total_steps=epochs * steps_per_epoch,
-        min_lr=min_lr,
-    )
-    optimizer = make_optimizer(model, schedule, weight_decay, layer_decay)
-    optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
+    from siameseim_tf.data.source import array_source
 
-    @tf.function(reduce_retracing=True)
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss
-
-    probe = slice(0, min(1024, len(train_images)))
-    initial_loss = evaluation_loss(model, train_images[probe], train_labels[probe], image_size)
-    epoch_losses = []
-    for epoch in range(epochs):
-        losses = [
-            float(train_step(x, y))
-            for x, y in _train_batches(
-                train_images,
-                train_labels,
-                num_classes,
-                image_size,
-                batch_size,
-                label_smoothing,
-                mixup_alpha,
-                cutmix_alpha,
-                rng,
-            )
-        ]
-        epoch_losses.append(float(np.mean(losses)))
-        if progress:
-            print(f"fine-tune epoch {epoch + 1}/{epochs}: loss {epoch_losses[-1]:.4f}")
-
-    predictions = predict(model, test_images, image_size)
-    metrics = {
-        "top1": float(np.mean(predictions == test_labels)),
-        "train_loss": epoch_losses,
-        "initial_eval_loss": initial_loss,
-        "final_eval_loss": evaluation_loss(
-            model, train_images[probe], train_labels[probe], image_size
-        ),
-        "lr": peak_lr,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "layer_decay": layer_decay,
-        "drop_path_rate": drop_path_rate,
-        "mixup_alpha": mixup_alpha,
-        "cutmix_alpha": cutmix_alpha,
-        "label_smoothing": label_smoothing,
-    }
+    if image_size not in (None, encoder.image_size):
+        raise ValueError(f"image_size {image_size} differs from the encoder's")
+    classes = int(max(np.max(train_labels), np.max(test_labels)) + 1)
+    names = tuple(str(k) for k in range(classes))
+    train = array_source(train_images, "train", train_labels, names)
+    test = array_source(test_images, "test", test_labels, names)
+    with tempfile.TemporaryDirectory() as scratch:
+        model, metrics = finetune(
+            encoder,
+            train,
+            output_dir or scratch,
+            test_source=test,
+            global_batch_size=batch_size,
+            verbose=int(progress),
+            **options,
+        )
     return FineTuneResult(metrics, model)
-
-
-def _logits(
-    model: FineTuneClassifier, images: np.ndarray, image_size: int, batch_size: int = 256
-) -> np.ndarray:
-    parts = [
-        np.asarray(model(preprocess_uint8(images[batch], image_size), training=False))
-        for batch in iterate_batches(len(images), batch_size, False, "predict")
-    ]
-    return np.concatenate(parts)  # [N, C]
-
-
-def predict(model: FineTuneClassifier, images: np.ndarray, image_size: int) -> np.ndarray:
-    """Predicted classes [N] of uint8 images [N, H, W, C]."""
-    return _logits(model, images, image_size).argmax(axis=1)
-
-
-def evaluation_loss(
-    model: FineTuneClassifier, images: np.ndarray, labels: np.ndarray, image_size: int
-) -> float:
-    """Mean cross-entropy (eval mode, no smoothing / augmentation)."""
-    logits = _logits(model, images, image_size)
-    return float(
-        keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        .numpy()
-        .mean()
-    )

@@ -64,38 +64,59 @@ class LARS(keras.optimizers.Optimizer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="siameseim_tf")
 class ScaledAdamW(keras.optimizers.AdamW):
     """AdamW whose learning rate is multiplied per variable by ``lr_factor(variable)``.
 
     Used for layer-wise lr decay: Adam's step is invariant to the gradient's scale, so the
     factor must act on the learning rate — both on the Adam step and on the decoupled weight
-    decay (PyTorch param groups with a scaled lr decay by lr_group * wd). The factors are
-    looked up once in :meth:`build`; :meth:`lr_factor_of` exposes them for tests.
-    Single-device only (no distribution-strategy merge of the weight decay).
+    decay (PyTorch param groups with a scaled lr decay by lr_group * wd). The factors (and
+    whether a variable is decayed) are looked up once in :meth:`build`; :meth:`lr_factor_of`
+    exposes them for tests. The decay is applied inside :meth:`update_step`, the per-device
+    update that distribution strategies run on every copy of a variable (Keras' own
+    ``_apply_weight_decay`` would apply the unscaled lr).
     """
 
-    def __init__(self, lr_factor: Callable[[keras.Variable], float], **kwargs):
+    def __init__(
+        self,
+        lr_factor: Callable[[keras.Variable], float] | None = None,
+        lr_factors: list[float] | None = None,
+        decayed: list[bool] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self._lr_factor_fn = lr_factor
+        if (lr_factor is None) == (lr_factors is None):
+            raise ValueError("pass lr_factor (a function) or lr_factors (one per variable)")
+        self._lr_factor_fn, self._lr_factors, self._decayed = lr_factor, lr_factors, decayed
 
     def build(self, variables):
         if self.built:
             return
-        self._lr_factors = [float(self._lr_factor_fn(v)) for v in variables]
+        if self._lr_factor_fn is not None:
+            self._lr_factors = [float(self._lr_factor_fn(v)) for v in variables]
+        elif len(self._lr_factors) != len(variables):
+            raise ValueError(f"{len(self._lr_factors)} lr factors for {len(variables)} variables")
+        if self._decayed is None:
+            self._decayed = [self._use_weight_decay(v) for v in variables]
         super().build(variables)
 
     def lr_factor_of(self, variable) -> float:
         return self._lr_factors[self._get_variable_index(variable)]
 
     def update_step(self, gradient, variable, learning_rate):
-        factor = ops.cast(self.lr_factor_of(variable), variable.dtype)
-        super().update_step(gradient, variable, ops.cast(learning_rate, variable.dtype) * factor)
+        index = self._get_variable_index(variable)
+        lr = ops.cast(learning_rate, variable.dtype) * ops.cast(
+            self._lr_factors[index], variable.dtype
+        )
+        if self.weight_decay and self._decayed[index]:
+            # Decoupled decay with the current lr, before the Adam step (as AdamW.apply)
+            variable.assign(variable - variable * ops.cast(self.weight_decay, variable.dtype) * lr)
+        super().update_step(gradient, variable, lr)
 
     def _apply_weight_decay(self, variables):
-        if self.weight_decay is None:
-            return
-        for variable in variables:
-            if self._use_weight_decay(variable):
-                lr = ops.cast(self.learning_rate, variable.dtype) * self.lr_factor_of(variable)
-                wd = ops.cast(self.weight_decay, variable.dtype)
-                variable.assign(variable - variable * wd * lr)
+        return  # applied per variable in update_step
+
+    def get_config(self):
+        # The factors in trainable-variable order: a loaded optimizer needs no function.
+        config = super().get_config()
+        return {**config, "lr_factors": self._lr_factors, "decayed": self._decayed}

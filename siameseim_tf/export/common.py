@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from siameseim_tf.serving.contract import OUTPUT_SOURCES
+from siameseim_tf.serving.contract import OUTPUT_NAMES, OUTPUT_SOURCES, PROBABILITIES
 
 
 class ExportVerificationError(RuntimeError):
@@ -29,6 +29,8 @@ def float32_copy(encoder: keras.Model) -> keras.Model:
         return encoder
     config = encoder.get_config()
     config["dtype"] = "float32"
+    if isinstance(config.get("encoder"), dict):  # a classifier: its encoder too
+        config["encoder"]["config"]["dtype"] = "float32"
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")  # sub-layers pick up the global policy
     try:
@@ -39,14 +41,42 @@ def float32_copy(encoder: keras.Model) -> keras.Model:
     return clone
 
 
-def serving_outputs(encoder: keras.Model, images) -> dict:
-    """Serving outputs of ``encoder`` on preprocessed float32 images [B, S, S, 3].
+def is_classifier(model: keras.Model) -> bool:
+    """A fine-tuned classifier (an encoder with a ``head``), not a bare encoder."""
+    return hasattr(model, "head") and hasattr(model, "encoder")
+
+
+def output_names(model: keras.Model) -> tuple[str, ...]:
+    """The exported outputs: the encoder's three, plus ``probabilities`` for a classifier."""
+    return OUTPUT_NAMES + ((PROBABILITIES,) if is_classifier(model) else ())
+
+
+def serving_outputs(model: keras.Model, images) -> dict:
+    """Serving outputs of an encoder or a classifier on preprocessed float32 images
+    [B, S, S, 3].
 
     Returns:
-        {"embedding": [B, E], "cls": [B, E], "patch_tokens": [B, N, E]}, float32 tensors.
+        {"embedding": [B, E], "cls": [B, E], "patch_tokens": [B, N, E]}, float32 tensors,
+        and for a classifier "probabilities" [B, C] (softmax of the head's logits).
     """
+    encoder = model.encoder if is_classifier(model) else model
     features = encoder(images, training=False)
-    return {name: keras.ops.cast(features[key], "float32") for name, key in OUTPUT_SOURCES.items()}
+    outputs = {
+        name: keras.ops.cast(features[key], "float32") for name, key in OUTPUT_SOURCES.items()
+    }
+    if is_classifier(model):
+        logits = model.head(features["pooled"])  # [B, C]
+        outputs[PROBABILITIES] = keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)
+    return outputs
+
+
+def load_exportable(path: str) -> keras.Model:
+    """Loads a ``.keras`` file for export: a classifier as it is, else its encoder."""
+    import siameseim_tf.models  # noqa: F401  (registers the serializable classes)
+    import siameseim_tf.models.classifier  # noqa: F401
+
+    model = keras.saving.load_model(path, compile=False)
+    return model if is_classifier(model) else getattr(model, "encoder", model)
 
 
 def load_encoder(path: str) -> keras.Model:

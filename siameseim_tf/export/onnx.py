@@ -23,6 +23,8 @@ from siameseim_tf.export.common import (
     Parity,
     check_parity,
     float32_copy,
+    is_classifier,
+    output_names,
     parity,
     sample_pixels,
     serving_outputs,
@@ -54,31 +56,34 @@ def _convert(encoder: keras.Model, opset: int):
         return serving_outputs(encoder, images)
 
     model_proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
-    _check_io(model_proto)
+    _check_io(model_proto, output_names(encoder))
     return model_proto
 
 
-def _check_io(model_proto) -> None:
+def _check_io(model_proto, expected: tuple[str, ...] = contract.OUTPUT_NAMES) -> None:
     """Checks the output names (tf2onnx takes them from the dict keys); names the batch axis."""
     graph = model_proto.graph
     for value in list(graph.input) + list(graph.output):  # dynamic batch axis named "batch"
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     found = sorted(o.name for o in graph.output)
-    if found != sorted(contract.OUTPUT_NAMES):
-        raise ExportVerificationError(f"ONNX outputs {found}, expected {contract.OUTPUT_NAMES}")
+    if found != sorted(expected):
+        raise ExportVerificationError(f"ONNX outputs {found}, expected {expected}")
 
 
 def _add_metadata(
     model_proto, encoder: keras.Model, model_name: str, version: int, opset: int
 ) -> None:
     """Model name / version, preprocessing constants and I/O description as metadata."""
+    model = encoder
+    encoder = getattr(model, "encoder", model)
     size = encoder.image_size
     model_proto.producer_name = "siameseim-tf"
     model_proto.model_version = int(version)
     model_proto.doc_string = (
         f"SiameseIM ViT encoder '{model_name}' v{version}. Input '{contract.ONNX_INPUT_NAME}': "
         f"{contract.INPUT_LAYOUT}, [B, {size}, {size}, 3]. Outputs: embedding (mean of patch "
-        "tokens) [B, E], cls [B, E], patch_tokens [B, N, E]."
+        "tokens) [B, E], cls [B, E], patch_tokens [B, N, E]"
+        + (", probabilities [B, C] (class names in metadata)." if is_classifier(model) else ".")
     )
     meta = {
         contract.META_MODEL_NAME: model_name,
@@ -88,13 +93,16 @@ def _add_metadata(
         contract.META_MEAN: json.dumps(list(IMAGENET_MEAN)),
         contract.META_STD: json.dumps(list(IMAGENET_STD)),
         contract.META_LAYOUT: contract.INPUT_LAYOUT,
-        contract.META_OUTPUTS: json.dumps(list(contract.OUTPUT_NAMES)),
+        contract.META_OUTPUTS: json.dumps(list(output_names(model))),
         contract.META_PREPROCESSING: "shorter side to round(S*256/224), bilinear (half-pixel,"
         " no antialias), centre crop S, (x/255 - mean) / std",
         "siameseim.opset": str(opset),
         "siameseim.patch_size": str(encoder.patch_size),
         "siameseim.embed_dim": str(encoder.embed_dim),
     }
+    if is_classifier(model):
+        names = model.class_names or [str(k) for k in range(model.num_classes)]
+        meta[contract.META_CLASS_NAMES] = json.dumps(names)
     del model_proto.metadata_props[:]
     for key, value in meta.items():
         entry = model_proto.metadata_props.add()
@@ -106,8 +114,8 @@ def run_onnx(path: str, images: np.ndarray) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    values = session.run(list(contract.OUTPUT_NAMES), {contract.ONNX_INPUT_NAME: images})
-    return dict(zip(contract.OUTPUT_NAMES, values))
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {contract.ONNX_INPUT_NAME: images})))
 
 
 def _test_inputs(encoder: keras.Model, batch: int) -> np.ndarray:

@@ -14,6 +14,9 @@ from __future__ import annotations
 # Serving output name -> key of the ViTEncoder output dict.
 OUTPUT_SOURCES: dict[str, str] = {"embedding": "pooled", "cls": "cls", "patch_tokens": "tokens"}
 OUTPUT_NAMES: tuple[str, ...] = tuple(OUTPUT_SOURCES)
+# A fine-tuned classifier exports one more output: softmax class probabilities [B, C].
+PROBABILITIES = "probabilities"
+META_CLASS_NAMES = "siameseim.class_names"
 
 # SavedModel signatures.
 SIGNATURE_ENCODED = "serving_default"  # input "images": tf.string [B] (JPEG / PNG bytes)

@@ -81,10 +81,19 @@ class RunCheckpoint(keras.callbacks.Callback):
         notice: a :class:`PreemptionNotice` (or None).
     """
 
-    def __init__(self, checkpoints, data_start, every_steps: int = 0, notice=None, log=print):
+    def __init__(
+        self,
+        checkpoints,
+        data_start,
+        every_steps: int = 0,
+        notice=None,
+        log=print,
+        tag: str = "pretrain",
+    ):
         super().__init__()
         self.checkpoints, self.data_start = checkpoints, data_start
         self.every_steps, self.notice, self.log = every_steps, notice, log
+        self.tag = tag
         self.preempted = False
         self._saved_step = -1
 
@@ -102,7 +111,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             self._save(step)
             self.preempted = True
             self.model.stop_training = True
-            self.log(f"[pretrain] SIGTERM: saved step {step}; run the same command to resume")
+            self.log(f"[{self.tag}] SIGTERM: saved step {step}; run the same command to resume")
         elif self.every_steps and step % self.every_steps == 0:
             # The last batch of an epoch is saved by on_epoch_end, after the epoch's log
             # row: a checkpoint never covers an epoch whose row is not written.

@@ -33,9 +33,10 @@ class ProgressLogger(keras.callbacks.Callback):
             may be decided during training by a budget).
     """
 
-    def __init__(self, plan, every_seconds: float = 30.0, log=print):
+    def __init__(self, plan, every_seconds: float = 30.0, log=print, tag: str = "pretrain"):
         super().__init__()
         self.plan, self.every_seconds, self.log = plan, every_seconds, log
+        self.tag = tag  # the command named in each line
         self._start = self._last = 0.0
         self._first_step_done = False
         self._start_step = 0
@@ -66,13 +67,13 @@ class ProgressLogger(keras.callbacks.Callback):
         now = time.perf_counter()
         if not self._first_step_done:
             self._first_step_done = True
-            self.log(f"[pretrain] first step done in {now - self._start:.1f} s (compiled)")
+            self.log(f"[{self.tag}] first step done in {now - self._start:.1f} s (compiled)")
             self._last = now
             self._compiled_at = (now, self._step())
         elif now - self._last >= self.every_seconds:
             self._last = now
-            self.log(self._line("[pretrain] ", logs))
+            self.log(self._line(f"[{self.tag}] ", logs))
 
     def on_epoch_end(self, epoch, logs=None):
         self._last = time.perf_counter()
-        self.log(self._line(f"[pretrain] epoch {epoch + 1}: ", logs))
+        self.log(self._line(f"[{self.tag}] epoch {epoch + 1}: ", logs))

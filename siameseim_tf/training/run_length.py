@@ -132,12 +132,13 @@ class RunLength(keras.callbacks.Callback):
         strategy=None,
         time_stop: bool = True,
         log=print,
+        tag: str = "pretrain",
     ):
         super().__init__()
         self.plan, self.schedule, self.record_dir = plan, schedule, record_dir
         self.started = time.perf_counter() if started is None else started
         self.calibration_steps, self.reserve_seconds = calibration_steps, reserve_seconds
-        self.strategy, self.log, self.time_stop = strategy, log, time_stop
+        self.strategy, self.log, self.time_stop, self.tag = strategy, log, time_stop, tag
         self._ends: list[tuple[int, float]] = []
         self._checks: list[int] = []
         # A budget run whose length is already known (resumed) never re-measures.
@@ -190,14 +191,14 @@ class RunLength(keras.callbacks.Callback):
             )
         if first:
             self.log(
-                f"[pretrain] budget {self.plan.budget_seconds / 60:g} min: "
+                f"[{self.tag}] budget {self.plan.budget_seconds / 60:g} min: "
                 f"{seconds_per_step:.3f} s/step measured -> {total} steps in all "
                 f"({total / self.plan.steps_per_epoch:.1f} epochs); lr and momentum "
                 "schedules sized to end with the budget"
             )
         elif final:
             self.log(
-                f"[pretrain] budget re-measured ({seconds_per_step:.3f} s/step): {total} steps"
+                f"[{self.tag}] budget re-measured ({seconds_per_step:.3f} s/step): {total} steps"
             )
 
     def on_train_batch_end(self, batch, logs=None):
@@ -227,7 +228,7 @@ class RunLength(keras.callbacks.Callback):
         if self.time_stop and budget is not None and now - self.started >= budget:
             if not self.model.stop_training:
                 self.stopped_by_budget = True
-                self.log(f"[pretrain] time budget reached at step {step}")
+                self.log(f"[{self.tag}] time budget reached at step {step}")
             self.model.stop_training = True
 
 
