@@ -85,6 +85,8 @@ def validate(config: dict, where: str) -> None:
             f"{where}: unknown top-level keys {sorted(unknown)}; allowed {sorted(TOP_LEVEL_KEYS)}"
         )
     method = config.get("method", "siameseim")
+    if method == "finetune":
+        return _validate_finetune(config, where)
     if method not in METHODS:
         raise RecipeError(f"{where}: method must be one of {METHODS}, got {method!r}")
     model = dict(config.get("model", {}))
@@ -113,6 +115,28 @@ def validate(config: dict, where: str) -> None:
             f"{where}: unknown train keys {sorted(unknown)}; "
             f"accepted: {', '.join(sorted(train_accepted))}"
         )
+
+
+FINETUNE_DRIVER_ARGS = {"encoder", "train_source", "output_dir", "test_source", "strategy"}
+
+
+def _validate_finetune(config: dict, where: str) -> None:
+    """A fine-tuning recipe: ``train`` holds keyword arguments of
+    :func:`siameseim_tf.evaluation.finetune.finetune`; the model is the checkpoint's."""
+    from siameseim_tf.evaluation.finetune import finetune
+
+    if config.get("model"):
+        raise RecipeError(f"{where}: a finetune recipe takes its model from --checkpoint")
+    accepted = set(inspect.signature(finetune).parameters) - FINETUNE_DRIVER_ARGS
+    if unknown := set(config.get("train", {})) - accepted:
+        raise RecipeError(
+            f"{where}: unknown train keys {sorted(unknown)}; "
+            f"accepted: {', '.join(sorted(accepted))}"
+        )
+
+
+def is_finetune(config: dict) -> bool:
+    return config.get("method") == "finetune"
 
 
 def model_class_for(method: str):

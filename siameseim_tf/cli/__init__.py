@@ -17,6 +17,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("siameseim_tf.cli.pretrain", "pretrain an encoder with SiameseIM (or MAE)"),
     "evaluate": ("siameseim_tf.cli.evaluate", "linear probe / k-NN / few-shot / fine-tune"),
+    "finetune": ("siameseim_tf.cli.finetune", "fine-tune an encoder on labelled images"),
     "export": ("siameseim_tf.cli.export", "export the encoder to SavedModel or ONNX"),
     "serve": ("siameseim_tf.cli.serve", "serve an exported ONNX encoder over HTTP"),
     "convert": ("siameseim_tf.cli.convert", "import an official PyTorch checkpoint"),
