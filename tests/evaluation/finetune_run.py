@@ -62,7 +62,7 @@ model, metrics = finetune(
     backup_every_steps=2,
     jit_compile=False,  # the same graph-mode step on 1 and 2 replicas
     strategy=select_strategy(devices=devices),
-    verbose=0,
+    verbose=1,
     extra_callbacks=[SlowSteps()] if args.step_seconds else None,
 )
 weights = [np.asarray(w, np.float64) for w in model.get_weights()]

@@ -25,12 +25,19 @@ TOTAL_STEPS = 15  # kill_driver: 5 epochs x 3 steps, checkpoints every 2 steps +
 class Run:
     """One driver process; its output lines are collected as they come."""
 
-    def __init__(self, run_dir: Path, replicas: int, fault: str | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        replicas: int,
+        fault: str | None = None,
+        module: str = "tests.training.kill_driver",
+        extra: tuple[str, ...] = (),
+    ):
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         env.pop(FAULT_ENV, None)
         if fault:
             env[FAULT_ENV] = fault
-        argv = [sys.executable, "-m", "tests.training.kill_driver", str(run_dir)]
+        argv = [sys.executable, "-m", module, str(run_dir), *extra]
         self.process = subprocess.Popen(
             [*argv, "--replicas", str(replicas)],
             cwd=ROOT,
