@@ -1,6 +1,7 @@
-"""Fine-tuning a pretrained encoder vs the same architecture from random init (issue 12).
+"""Fine-tuning and the paper's linear probe: a pretrained encoder vs the same architecture
+from random init (issue 12).
 
-For each (encoder, seed): the real CLI in a subprocess, as documented —
+For each (seed, config, init): the real CLI in a subprocess, as documented —
     siameseim finetune --checkpoint ENC --data ROOT --config C --steps N --seed S --output RUN
     siameseim finetune ... --random-init
 ROOT holds train/ and test/ class folders; top-1 is on test/. Rows (top-1 %, wall time,
@@ -11,6 +12,7 @@ benchmarks/results_user_budget_*.json (docs/finetune.md).
 Command (docs/finetune.md):
     python benchmarks/finetune_quality.py --data /tmp/digits \\
         --encoder /tmp/ub_digits/seed0/encoder.keras --seeds 0,1 --steps 600 \\
+        --configs finetune_cpu,linprobe_cpu \\
         --output benchmarks/results_finetune.jsonl
 """
 
@@ -49,25 +51,27 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--encoder", required=True, help="encoder.keras of a pretraining run")
-    parser.add_argument("--config", default="finetune_cpu")
+    parser.add_argument("--configs", default="finetune_cpu,linprobe_cpu", help="comma list")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--output", default="finetune.jsonl")
     args = parser.parse_args(argv)
     for seed in (int(s) for s in args.seeds.split(",")):
-        for random_init in (False, True):
-            row = dict(
-                data=args.data,
-                encoder=args.encoder,
-                init="random" if random_init else "pretrained",
-                config=args.config,
-                steps=args.steps,
-                seed=seed,
-                **finetune(args.encoder, args.data, args.config, args.steps, seed, random_init),
-            )
-            print(json.dumps(row), flush=True)
-            with open(args.output, "a") as out:
-                out.write(json.dumps(row) + "\n")
+        for config in args.configs.split(","):
+            for random_init in (False, True):
+                result = finetune(args.encoder, args.data, config, args.steps, seed, random_init)
+                row = dict(
+                    data=args.data,
+                    encoder=args.encoder,
+                    init="random" if random_init else "pretrained",
+                    config=config,
+                    steps=args.steps,
+                    seed=seed,
+                    **result,
+                )
+                print(json.dumps(row), flush=True)
+                with open(args.output, "a") as out:
+                    out.write(json.dumps(row) + "\n")
     return 0
 
 

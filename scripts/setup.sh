@@ -41,3 +41,10 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
   "$PYTHON" -m pip install -q --disable-pip-version-check "torch==2.13.0" \
     || echo "[setup] torch 2.13.0 not installable here: converter tests against PyTorch skip" >&2
 fi
+
+# timm's sources (no torch needed: the tests load timm/data/auto_augment.py by path) as
+# the reference of the fine-tuning augmentations; --no-deps keeps torch / torchvision out.
+if ! "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('timm') is None)" 2>/dev/null; then
+  "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps "timm==1.0.15" \
+    || echo "[setup] timm not installable here: the RandAugment-vs-timm tests skip" >&2
+fi

@@ -37,6 +37,8 @@ class Augmentation:
     cutmix_alpha: float = 1.0
     switch_prob: float = 0.5
     label_smoothing: float = 0.1
+    interpolation: str = "bicubic"  # of the crop resize; "bilinear" = the export's filter
+    antialias: bool = True
 
 
 def normalise(images: tf.Tensor) -> tf.Tensor:
@@ -50,7 +52,7 @@ def augment_image(image: tf.Tensor, seed: tf.Tensor, size: int, aug: Augmentatio
     shape = tf.shape(image)
     box = sample_crop(seeds[0], shape[0], shape[1], aug.crop_min)  # [4]
     flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
-    view = flipped_crop_resize(image, box, flip, size)  # [S, S, 3] in [0, 1]
+    view = flipped_crop_resize(image, box, flip, size, aug.antialias, aug.interpolation)
     if aug.rand_augment:
         from siameseim_tf.data.randaugment import rand_augment
 

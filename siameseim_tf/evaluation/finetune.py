@@ -26,53 +26,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from siameseim_tf.evaluation.optim import ScaledAdamW
-from siameseim_tf.models.classifier import ViTClassifier, relative_path
+from siameseim_tf.evaluation.optim import make_optimizer, make_probe_optimizer
+from siameseim_tf.models.classifier import ViTClassifier
 from siameseim_tf.training.schedules import WarmupCosine
 
 CLASSIFIER_FILE = "classifier.keras"
 METRICS_FILE = "metrics.json"
-
-
-def layer_id(path: str, depth: int) -> int:
-    """Layer of an encoder weight (relative path): 0 for the patch embedding / CLS / position
-    embedding, k + 1 for block k, depth + 1 for everything else (norms, head)."""
-    if path.startswith(("patch_embed/", "cls_token", "pos_embed")):
-        return 0
-    if path.startswith("blocks_"):
-        return int(path.split("/", 1)[0].split("_")[1]) + 1
-    return depth + 1
-
-
-def layer_decay_factors(model, decay: float) -> dict[int, float]:
-    """lr scale per trainable variable, keyed by ``id(variable)``: decay^(L + 1 - layer)."""
-    depth = model.encoder.depth
-    encoder_ids = {id(v): relative_path(v) for v in model.encoder.weights}
-    return {
-        id(v): decay ** (depth + 1 - layer_id(encoder_ids[id(v)], depth))
-        if id(v) in encoder_ids
-        else 1.0
-        for v in model.trainable_variables
-    }
-
-
-def make_optimizer(
-    model, schedule, weight_decay: float = 0.05, layer_decay: float = 0.65
-) -> ScaledAdamW:
-    """AdamW with layer-wise lr decay; no weight decay on 1-D weights and the CLS token."""
-    factors = layer_decay_factors(model, layer_decay)
-    optimizer = ScaledAdamW(
-        lambda v: factors[id(v)],
-        learning_rate=schedule,
-        weight_decay=weight_decay,
-        beta_1=0.9,
-        beta_2=0.999,
-    )
-    cls_token = model.encoder.cls_token
-    optimizer.exclude_from_weight_decay(
-        var_list=[v for v in model.trainable_variables if len(v.shape) <= 1 or v is cls_token]
-    )
-    return optimizer
 
 
 def build_eval_dataset(source, global_batch_size: int, *, image_size: int, num_classes: int):
@@ -116,11 +75,20 @@ class StepTimer(keras.callbacks.Callback):
         return self.steps * global_batch_size / self.seconds if self.seconds else None
 
 
-def augmentation_from(options: dict[str, Any] | None):
-    """An :class:`~siameseim_tf.data.finetune_data.Augmentation` from keyword options."""
+PROTOCOLS = ("finetune", "linear")
+# The linear probe of method §7 trains on random resized crops + flips only (MAE's
+# main_linprobe.py): no RandAugment, erasing, mixing or smoothing.
+LINEAR_PROBE_AUGMENTATION = dict(
+    rand_augment=False, erase_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0, label_smoothing=0.0
+)
+
+
+def augmentation_from(options: dict[str, Any] | None, protocol: str = "finetune"):
+    """An :class:`~siameseim_tf.data.finetune_data.Augmentation` from keyword options (on
+    top of the protocol's defaults)."""
     from siameseim_tf.data.finetune_data import Augmentation
 
-    options = dict(options or {})
+    options = {**(LINEAR_PROBE_AUGMENTATION if protocol == "linear" else {}), **(options or {})}
     if unknown := set(options) - {f.name for f in fields(Augmentation)}:
         raise ValueError(f"unknown augmentation options {sorted(unknown)}")
     return Augmentation(**options)
@@ -149,6 +117,8 @@ def finetune(
     log_every_steps: int = 0,
     jit_compile: bool | None = None,
     eval_batch_size: int = 256,
+    protocol: str = "finetune",
+    accumulation_steps: int = 1,
     strategy=None,
     verbose: int = 1,
     extra_callbacks: list | None = None,
@@ -171,6 +141,13 @@ def finetune(
         weight_decay, layer_decay, drop_path_rate: 0.05 / 0.65 / 0.1.
         augmentation: fields of :class:`~siameseim_tf.data.finetune_data.Augmentation`.
         seed: head init, data order, augmentations, drop path.
+        protocol: "finetune" (everything trained, AdamW with layer decay) or "linear" (the
+            paper's linear probe: frozen encoder, BatchNorm + linear head, LARS; crops and
+            flips only; ``layer_decay`` and ``drop_path_rate`` unused; method §7 values:
+            base_lr 0.1, weight_decay 0, batch 16384, 90 epochs, 10 warmup).
+        accumulation_steps: gradients of this many batches per update (effective batch
+            ``global_batch_size * accumulation_steps``, the lr is scaled by it; steps and
+            schedules count batches).
 
     Returns:
         (classifier, metrics): ``metrics`` has ``top1`` (fraction, test split; None
@@ -185,6 +162,7 @@ def finetune(
         RunCheckpoints,
         agree_on_step,
         num_workers,
+        train_step_count,
         truncate_log,
         write_atomically,
     )
@@ -211,7 +189,11 @@ def finetune(
         say(f"[finetune] {output_dir} holds a finished run: nothing to do")
         model = keras.saving.load_model(output_dir / CLASSIFIER_FILE, compile=False)
         return model, json.loads((output_dir / METRICS_FILE).read_text())
-    aug = augmentation_from(augmentation)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if accumulation_steps < 1:
+        raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}")
+    aug = augmentation_from(augmentation, protocol)
     require_decodable(train_source)
     num_classes = count_classes(train_source)
     plan = plan_run(
@@ -234,12 +216,15 @@ def finetune(
     )
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        model = ViTClassifier.from_encoder(
-            encoder, num_classes, drop_path_rate, list(train_source.class_names or []) or None
-        )
-        peak_lr = base_lr * global_batch_size / 256
+        names = list(train_source.class_names or []) or None
+        probe = protocol == "linear"
+        model = ViTClassifier.from_encoder(encoder, num_classes, drop_path_rate, names, probe)
+        peak_lr = base_lr * global_batch_size * accumulation_steps / 256
         schedule = WarmupCosine(peak_lr, warmup_steps=0, total_steps=1, min_lr=min_lr)
-        optimizer = make_optimizer(model, schedule, weight_decay, layer_decay)
+        if probe:
+            optimizer = make_probe_optimizer(schedule, weight_decay, accumulation_steps)
+        else:
+            optimizer = make_optimizer(model, schedule, weight_decay, layer_decay)
         model.compile(
             optimizer=optimizer,
             loss=keras.losses.CategoricalCrossentropy(from_logits=True),
@@ -294,10 +279,12 @@ def finetune(
         directory, checkpoint=checkpoint, log_every_steps=log_every_steps, leading=leading
     )
     settings = dict(
+        protocol=protocol,
         epochs=epochs,
         total_steps=plan.total_steps,
         budget_minutes=budget_minutes,
         global_batch_size=global_batch_size,
+        accumulation_steps=accumulation_steps,
         lr=peak_lr,
         min_lr=min_lr,
         warmup_fraction=plan.warmup_fraction,
@@ -325,7 +312,7 @@ def finetune(
         )
     if checkpoint.preempted:
         return model, {}
-    steps = int(model.optimizer.iterations.numpy())
+    steps = train_step_count(model)
     metrics = dict(
         top1=None,
         test_loss=None,

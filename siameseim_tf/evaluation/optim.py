@@ -10,7 +10,10 @@ from collections.abc import Callable
 import keras
 from keras import ops
 
+from siameseim_tf.models.classifier import relative_path
 
+
+@keras.saving.register_keras_serializable(package="siameseim_tf")
 class LARS(keras.optimizers.Optimizer):
     """LARS as in MAE's ``util/lars.py`` (method §7 linear probe).
 
@@ -120,3 +123,54 @@ class ScaledAdamW(keras.optimizers.AdamW):
         # The factors in trainable-variable order: a loaded optimizer needs no function.
         config = super().get_config()
         return {**config, "lr_factors": self._lr_factors, "decayed": self._decayed}
+
+
+# Layer-wise lr decay of fine-tuning (method §7) and the linear probe's LARS.
+
+
+def layer_id(path: str, depth: int) -> int:
+    """Layer of an encoder weight (relative path): 0 for the patch embedding / CLS / position
+    embedding, k + 1 for block k, depth + 1 for everything else (norms, head)."""
+    if path.startswith(("patch_embed/", "cls_token", "pos_embed")):
+        return 0
+    if path.startswith("blocks_"):
+        return int(path.split("/", 1)[0].split("_")[1]) + 1
+    return depth + 1
+
+
+def layer_decay_factors(model, decay: float) -> dict[int, float]:
+    """lr scale per trainable variable, keyed by ``id(variable)``: decay^(L + 1 - layer)."""
+    depth = model.encoder.depth
+    encoder_ids = {id(v): relative_path(v) for v in model.encoder.weights}
+    return {
+        id(v): decay ** (depth + 1 - layer_id(encoder_ids[id(v)], depth))
+        if id(v) in encoder_ids
+        else 1.0
+        for v in model.trainable_variables
+    }
+
+
+def make_optimizer(
+    model, schedule, weight_decay: float = 0.05, layer_decay: float = 0.65
+) -> ScaledAdamW:
+    """AdamW with layer-wise lr decay; no weight decay on 1-D weights and the CLS token."""
+    factors = layer_decay_factors(model, layer_decay)
+    optimizer = ScaledAdamW(
+        lambda v: factors[id(v)],
+        learning_rate=schedule,
+        weight_decay=weight_decay,
+        beta_1=0.9,
+        beta_2=0.999,
+    )
+    cls_token = model.encoder.cls_token
+    optimizer.exclude_from_weight_decay(
+        var_list=[v for v in model.trainable_variables if len(v.shape) <= 1 or v is cls_token]
+    )
+    return optimizer
+
+
+def make_probe_optimizer(schedule, weight_decay: float, accumulation_steps: int):
+    """LARS (method §7 linear probe: momentum 0.9, wd 0), optionally accumulating the
+    gradients of ``accumulation_steps`` batches per update (a large effective batch)."""
+    accumulate = accumulation_steps if accumulation_steps > 1 else None
+    return LARS(schedule, lars_weight_decay=weight_decay, gradient_accumulation_steps=accumulate)

@@ -1,6 +1,8 @@
-"""The fine-tuning task model: a ViT encoder with a pooled-feature LayerNorm and a linear head.
+"""The task model of fine-tuning and of the paper's linear probe: a ViT encoder + a head.
 
-Method §7: mean of the patch tokens -> LayerNorm (``fc_norm``) -> Dense(C). Saved and
+Method §7. Fine-tuning: mean of the patch tokens -> LayerNorm (``fc_norm``) -> Dense(C),
+everything trained. Linear probe (``probe=True``): the encoder frozen, its mean-pooled
+patch tokens -> BatchNorm without affine parameters (eps 1e-6) -> Dense(C). Saved and
 loaded as one ``.keras`` file (the encoder is serialised inside the classifier's config).
 """
 
@@ -11,6 +13,7 @@ import keras
 from siameseim_tf.models.vit import ViTEncoder
 
 HEAD_INIT_STDDEV = 2e-5  # MAE's fine-tuning head init (trunc-normal)
+PROBE_HEAD_INIT_STDDEV = 0.01  # MAE's linear-probe head init
 
 
 @keras.saving.register_keras_serializable(package="siameseim_tf")
@@ -23,6 +26,9 @@ class ViTClassifier(keras.Model):
         num_classes: C.
         class_names: optional names of the C classes (kept in the config, used by export).
         head_init_stddev: trunc-normal stddev of the head kernel; the bias starts at 0.
+        probe: linear-probe head: the encoder is frozen (also its statistics: it always
+            runs in inference mode) and a BatchNorm without affine parameters, synchronised
+            across replicas, normalises the pooled feature before the head.
     """
 
     def __init__(
@@ -31,6 +37,7 @@ class ViTClassifier(keras.Model):
         num_classes: int,
         class_names: list[str] | None = None,
         head_init_stddev: float = HEAD_INIT_STDDEV,
+        probe: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -40,6 +47,14 @@ class ViTClassifier(keras.Model):
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else None
         self.head_init_stddev = head_init_stddev
+        self.probe = probe
+        self.head_norm = None
+        if probe:
+            encoder.trainable = False
+            self.head_norm = keras.layers.BatchNormalization(
+                center=False, scale=False, epsilon=1e-6, synchronized=True, name="head_norm"
+            )
+            self.head_norm.build((None, encoder.embed_dim))
         self.head = keras.layers.Dense(
             num_classes,
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=head_init_stddev),
@@ -55,11 +70,14 @@ class ViTClassifier(keras.Model):
         self.built = True
 
     def call(self, images, training=False):
-        return self.head(self.encoder(images, training=training)["pooled"])  # [B, C]
+        return self.head(self.embed(images, training))  # [B, C]
 
     def embed(self, images, training=False):
-        """The pooled (fc_norm) feature the head reads: [B, E]."""
-        return self.encoder(images, training=training)["pooled"]
+        """The feature the head reads: [B, E] (pooled + fc_norm, or pooled + BatchNorm)."""
+        if self.head_norm is None:
+            return self.encoder(images, training=training)["pooled"]
+        pooled = self.encoder(images, training=False)["pooled"]  # frozen
+        return self.head_norm(pooled, training=training)
 
     def get_config(self):
         config = super().get_config()
@@ -68,6 +86,7 @@ class ViTClassifier(keras.Model):
             num_classes=self.num_classes,
             class_names=self.class_names,
             head_init_stddev=self.head_init_stddev,
+            probe=self.probe,
         )
         return config
 
@@ -84,11 +103,18 @@ class ViTClassifier(keras.Model):
         num_classes: int,
         drop_path_rate: float = 0.1,
         class_names: list[str] | None = None,
+        probe: bool = False,
         **kwargs,
     ) -> ViTClassifier:
-        """A classifier on a trainable copy of a pretrained ``encoder`` (left untouched)
-        with ``drop_path_rate`` and a new ``fc_norm``; see :func:`copy_encoder`."""
-        return cls(copy_encoder(encoder, drop_path_rate), num_classes, class_names, **kwargs)
+        """A classifier on a copy of a pretrained ``encoder`` (left untouched): for
+        fine-tuning with ``drop_path_rate`` and a new ``fc_norm``, for the linear probe
+        (``probe``) as it is, frozen, with the probe head; see :func:`copy_encoder`."""
+        if probe:
+            kwargs.setdefault("head_init_stddev", PROBE_HEAD_INIT_STDDEV)
+            copy = copy_encoder(encoder, 0.0, pool_norm=False)
+        else:
+            copy = copy_encoder(encoder, drop_path_rate)
+        return cls(copy, num_classes, class_names, probe=probe, **kwargs)
 
 
 def relative_path(variable) -> str:
@@ -96,14 +122,16 @@ def relative_path(variable) -> str:
     return variable.path.split("/", 1)[-1]
 
 
-def copy_encoder(encoder: ViTEncoder, drop_path_rate: float) -> ViTEncoder:
-    """A trainable copy of ``encoder`` with ``drop_path_rate`` and a pooled-feature LayerNorm.
+def copy_encoder(encoder: ViTEncoder, drop_path_rate: float, pool_norm: bool = True) -> ViTEncoder:
+    """A trainable copy of ``encoder`` with ``drop_path_rate`` and (``pool_norm``) a
+    pooled-feature LayerNorm.
 
     Weights are copied by relative path; the new ``fc_norm`` starts at (1, 0) unless the
     source already has one. Raises ValueError if a source weight has no counterpart.
     """
     config = {k: v for k, v in encoder.get_config().items() if k not in ("name", "dtype")}
-    config.update(drop_path_rate=drop_path_rate, pool_norm=True, trainable_patch_embed=True)
+    pool_norm = pool_norm or bool(config.get("pool_norm"))  # keep a converted fc_norm
+    config.update(drop_path_rate=drop_path_rate, pool_norm=pool_norm, trainable_patch_embed=True)
     copy = ViTEncoder.from_config(config)
     targets = {relative_path(v): v for v in copy.weights}
     for variable in encoder.weights:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from siameseim_tf.training.checkpoints import train_step_count
+
 
 class MomentumSchedule(keras.callbacks.Callback):
     """Fixes the length T of the momentum cosine (method §6) when training starts.
@@ -98,7 +100,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._saved_step = -1
 
     def _step(self) -> int:
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        return train_step_count(self.model)
 
     def _save(self, step: int) -> None:
         if step != self._saved_step:

@@ -29,6 +29,16 @@ FINISHED_FILE = "finished.json"
 FAULT_ENV = "SIAMESEIM_TEST_KILL_AT"
 
 
+def train_step_count(model) -> int:
+    """Batches the train step has run: the optimizer's step counter. With gradient
+    accumulation Keras' ``iterations`` counts updates; ``_iterations`` counts batches, the
+    unit of run lengths, schedules, checkpoints and stream positions here."""
+    import keras
+
+    optimizer = model.optimizer
+    return int(keras.ops.convert_to_numpy(getattr(optimizer, "_iterations", optimizer.iterations)))
+
+
 @dataclass
 class RunState:
     """What a restart continues from."""
@@ -127,7 +137,7 @@ class RunCheckpoints:
             try:
                 state = json.loads((path / STATE_FILE).read_text())
                 model.load_weights(path / WEIGHTS_FILE)
-                done = int(model.optimizer.iterations.numpy())
+                done = train_step_count(model)
                 if done != state["step"]:
                     raise ValueError(f"optimizer step {done} != recorded step {state['step']}")
             except Exception as error:  # noqa: BLE001 - any damage means: use the previous

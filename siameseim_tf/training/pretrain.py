@@ -21,6 +21,7 @@ from siameseim_tf.training.checkpoints import (
     agree_on_step,
     fault,
     num_workers,
+    train_step_count,
     truncate_log,
     write_atomically,
 )
@@ -410,9 +411,9 @@ def pretrain(
     # Final files first, atomically; only then the checkpoints go.
     write_atomically(directory / "model.keras", model.save)
     write_atomically(directory / "encoder.keras", model.encoder.save)
-    fault("final-saved", int(model.optimizer.iterations.numpy()))
+    fault("final-saved", train_step_count(model))
     if is_chief(strategy):
-        steps = int(model.optimizer.iterations.numpy())
+        steps = train_step_count(model)
         write_atomically(
             output_dir / FINISHED_FILE,
             lambda tmp: Path(tmp).write_text(json.dumps(dict(steps=steps))),

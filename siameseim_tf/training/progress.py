@@ -6,6 +6,8 @@ import time
 
 import keras
 
+from siameseim_tf.training.checkpoints import train_step_count
+
 _SHOWN = ("loss", "grad_norm", "lr", "momentum", "feature_std", "effective_rank", "knn_top1")
 
 
@@ -43,7 +45,7 @@ class ProgressLogger(keras.callbacks.Callback):
         self._compiled_at = (0.0, 0)  # (time, step) after the compiling first step
 
     def _step(self) -> int:
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        return train_step_count(self.model)
 
     def on_train_begin(self, logs=None):
         self._start = self._last = time.perf_counter()

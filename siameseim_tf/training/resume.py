@@ -14,6 +14,7 @@ def fit_resumably(model, stream, plan, restored, checkpoint, callbacks, batches_
     import keras
 
     from siameseim_tf.data.pipeline import StreamPositions
+    from siameseim_tf.training.checkpoints import train_step_count
 
     spe = plan.steps_per_epoch
     step = restored.step if restored is not None else 0
@@ -36,7 +37,7 @@ def fit_resumably(model, stream, plan, restored, checkpoint, callbacks, batches_
             shuffle=False,  # the stream shuffles itself, per pass and seeded
             verbose=0,
         )
-        step = int(model.optimizer.iterations.numpy())
+        step = train_step_count(model)
         if model.stop_training or not into:
             break
         start = positions.next_start((step - base) * batches_per_step)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import keras
 
+from siameseim_tf.training.checkpoints import train_step_count
+
 RUN_LENGTH_FILE = "run_length.json"
 
 
@@ -166,7 +168,7 @@ class RunLength(keras.callbacks.Callback):
             self.schedule.set_length(10**6, 10**5)
 
     def _step(self) -> int:
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        return train_step_count(self.model)
 
     def _decide(self, step: int, seconds_per_step: float, final: bool) -> None:
         if self.strategy is not None and self.strategy.num_replicas_in_sync > 1:

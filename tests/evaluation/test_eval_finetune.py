@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from siameseim_tf.data.mixing import mix_batch
-from siameseim_tf.evaluation.finetune import fine_tune, layer_id, make_optimizer
+from siameseim_tf.evaluation.finetune import fine_tune
+from siameseim_tf.evaluation.optim import layer_id, make_optimizer
 from siameseim_tf.models.classifier import ViTClassifier, copy_encoder, relative_path
 from siameseim_tf.training.schedules import WarmupCosine
 

@@ -47,6 +47,44 @@ def test_classifier_keras_round_trip(make_encoder, tmp_path):
     np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
 
 
+def test_linear_probe_trains_only_the_head_with_lars(make_encoder, tmp_path):
+    """The paper's probe: frozen encoder (weights and behaviour), BatchNorm without affine
+    parameters + head, LARS with gradient accumulation; the .keras file round-trips."""
+    from siameseim_tf.evaluation.finetune import finetune
+    from siameseim_tf.evaluation.optim import LARS
+
+    encoder = make_encoder()
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 255, (32, 36, 36, 3)).astype(np.uint8), np.arange(32) % 4
+    model, metrics = finetune(
+        encoder,
+        array_source(images, "r", labels),
+        tmp_path,
+        test_source=array_source(images[:8], "t", labels[:8]),
+        protocol="linear",
+        total_steps=4,
+        global_batch_size=8,
+        accumulation_steps=2,
+        base_lr=0.1,
+        weight_decay=0.0,
+        verbose=0,
+    )
+    assert isinstance(model.optimizer, LARS) and metrics["steps"] == 4
+    assert (
+        metrics["augmentation"]["mixup_alpha"] == 0 and not metrics["augmentation"]["rand_augment"]
+    )
+    assert [v.path.split("/")[-2:] for v in model.trainable_variables] == [
+        ["head", "kernel"],
+        ["head", "bias"],
+    ]
+    x = tf.random.normal((2, 32, 32, 3), seed=3)
+    np.testing.assert_allclose(model.encoder(x)["pooled"], encoder(x)["pooled"], atol=1e-6)
+    assert model.head_norm.center is False and model.head_norm.scale is False
+    loaded = keras.saving.load_model(tmp_path / "classifier.keras", compile=False)
+    assert loaded.probe and not loaded.encoder.trainable
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-5)
+
+
 def test_class_names_must_match_classes(make_encoder):
     with pytest.raises(ValueError, match="2 class names for 3 classes"):
         ViTClassifier(make_encoder(), 3, ["a", "b"])
