@@ -48,3 +48,11 @@ if ! "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec
   "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps "timm==1.0.15" \
     || echo "[setup] timm not installable here: the RandAugment-vs-timm tests skip" >&2
 fi
+
+# TF Serving's official gRPC stubs (serve --tfserving-grpc-port and its tests). Its wheel
+# declares "tensorflow", which would install a second TensorFlow over tensorflow-cpu:
+# --no-deps, next to the TensorFlow installed above.
+if ! "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow_serving') is None)" 2>/dev/null; then
+  "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps "tensorflow-serving-api>=2.21,<2.22" \
+    || echo "[setup] tensorflow-serving-api not installable here: its gRPC tests skip" >&2
+fi

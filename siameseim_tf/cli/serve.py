@@ -31,6 +31,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         "on this port, on --host (default: no gRPC)",
     )
     parser.add_argument(
+        "--tfserving-grpc-port",
+        type=int,
+        default=None,
+        help="also serve TF Serving's gRPC API (PredictionService Predict / "
+        "GetModelMetadata, ModelService GetModelStatus; TF Serving uses 8500) on this port; "
+        "needs tensorflow-serving-api (imports TensorFlow)",
+    )
+    parser.add_argument(
         "--max-body-mb",
         type=float,
         default=32.0,
@@ -90,8 +98,18 @@ def _config(args: argparse.Namespace):
     outputs = tuple(name.strip() for name in args.outputs.split(",") if name.strip())
     if not outputs or set(outputs) - set(OUTPUT_NAMES):
         raise UserError(f"--outputs must be a subset of {','.join(OUTPUT_NAMES)}")
-    if args.grpc_port is not None and not 0 < args.grpc_port < 65536:
-        raise UserError(f"--grpc-port must be 1..65535, got {args.grpc_port}")
+    for flag in ("grpc_port", "tfserving_grpc_port"):
+        value = getattr(args, flag)
+        if value is not None and not 0 < value < 65536:
+            raise UserError(f"--{flag.replace('_', '-')} must be 1..65535, got {value}")
+    if args.tfserving_grpc_port is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow_serving") is None:
+            raise UserError(
+                "--tfserving-grpc-port needs TF Serving's stubs: pip install --no-deps "
+                "'tensorflow-serving-api>=2.21,<2.22' (next to your TensorFlow)"
+            )
     for flag in ("max_images", "max_pixels", "max_batch", "port"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be positive")
@@ -104,6 +122,7 @@ def _config(args: argparse.Namespace):
         host=args.host,
         port=args.port,
         grpc_port=args.grpc_port,
+        tfserving_grpc_port=args.tfserving_grpc_port,
         limits=limits,
         max_batch=args.max_batch,
         batch_timeout_ms=args.batch_timeout_ms,
@@ -124,7 +143,12 @@ def run(args: argparse.Namespace) -> int:
         f"serving {config.model_path} as '{config.name}' on http://{config.host}:"
         f"{config.port} (REST v1: /v1/models/{config.name}:predict, "
         f"v2: /v2/models/{config.name}/infer)"
-        + (f"; gRPC v2 on {config.host}:{config.grpc_port}" if config.grpc_port else ""),
+        + (f"; gRPC v2 on {config.host}:{config.grpc_port}" if config.grpc_port else "")
+        + (
+            f"; TF Serving gRPC on {config.host}:{config.tfserving_grpc_port}"
+            if config.tfserving_grpc_port
+            else ""
+        ),
         flush=True,
     )
     try:

@@ -168,7 +168,8 @@ def build_servers(config: ServeConfig):
 
 def grpc_server(config: ServeConfig, data_plane, extension):
     """KServe's v2 ``GRPCInferenceService`` on ``config.host:config.grpc_port`` (KServe's
-    own server binds every interface); messages limited like REST bodies."""
+    own server binds every interface), and with ``config.tfserving_grpc_port`` TF
+    Serving's ``PredictionService`` / ``ModelService``; messages limited like REST bodies."""
     from grpc import aio
     from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
     from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
@@ -182,9 +183,17 @@ def grpc_server(config: ServeConfig, data_plane, extension):
     grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(data_plane, extension), server
     )
+    if config.tfserving_grpc_port:
+        from siameseim_tf.serving import tfserving_grpc
+
+        model = data_plane._model_registry.get_model(config.name)
+        shapes = {o["name"]: o["shape"] for o in model.get_output_types()}
+        tfserving_grpc.add_to_server(server, model, shapes)
     host = f"[{config.host}]" if ":" in config.host else config.host
-    if server.add_insecure_port(f"{host}:{config.grpc_port}") == 0:
-        raise OSError(f"cannot listen on {config.host}:{config.grpc_port} (gRPC)")
+    # Every service answers on every port: v2 on grpc_port, TF Serving's on its own.
+    for port in filter(None, (config.grpc_port, config.tfserving_grpc_port)):
+        if server.add_insecure_port(f"{host}:{port}") == 0:
+            raise OSError(f"cannot listen on {config.host}:{port} (gRPC)")
     return server
 
 
@@ -204,7 +213,8 @@ def run(config: ServeConfig) -> None:
     )
 
     async def serve() -> None:
-        grpc = grpc_server(config, data_plane, extension) if config.grpc_port else None
+        wanted = config.grpc_port or config.tfserving_grpc_port
+        grpc = grpc_server(config, data_plane, extension) if wanted else None
         if grpc is not None:
             await grpc.start()
         try:

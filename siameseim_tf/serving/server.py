@@ -58,6 +58,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8501
     grpc_port: int | None = None
+    tfserving_grpc_port: int | None = None  # TF Serving's PredictionService (optional)
     limits: codec.Limits = field(default_factory=codec.Limits)
     max_batch: int = 32
     batch_timeout_ms: float = 2.0

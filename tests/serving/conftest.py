@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -74,9 +75,12 @@ def _wait_ready(url: str, process: subprocess.Popen, log_path: str) -> None:
     raise RuntimeError(f"server not ready: {open(log_path).read()[-3000:]}")
 
 
+TFSERVING_STUBS = importlib.util.find_spec("tensorflow_serving") is not None
+
+
 @pytest.fixture(scope="session")
 def server_ports():
-    return {"http": free_port(), "grpc": free_port()}
+    return {"http": free_port(), "grpc": free_port(), "tfserving": free_port()}
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +110,8 @@ def server(served_files, tmp_path_factory, server_ports):
         "--grpc-port",
         str(server_ports["grpc"]),
     ]
+    if TFSERVING_STUBS:  # TF Serving's gRPC API too (its stubs import TensorFlow)
+        args += ["--tfserving-grpc-port", str(server_ports["tfserving"])]
     args += [item for pair in SERVER_LIMITS.items() for item in pair]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "w") as log:
