@@ -17,9 +17,9 @@ from keras import ops
 from siameseim_tf.layers import TransformerBlock, sincos_2d_embedding
 from siameseim_tf.layers.tokens import visible_indices
 from siameseim_tf.layers.transformer import xavier_dense
+from siameseim_tf.models.metrics import LastValue
+from siameseim_tf.models.train_step import DistributedTrainingMixin
 from siameseim_tf.models.vit import ViTEncoder
-from siameseim_tf.training.gradients import DistributedTrainingMixin
-from siameseim_tf.training.metrics import LastValue
 
 
 def num_masked_patches(num_patches: int, mask_ratio: float) -> int:

@@ -9,10 +9,10 @@ from siameseim_tf.layers import TransformerBlock, relative_position_embedding, s
 from siameseim_tf.layers.tokens import visible_indices
 from siameseim_tf.layers.transformer import xavier_dense
 from siameseim_tf.losses import unigrad_loss
+from siameseim_tf.models.metrics import LastValue
+from siameseim_tf.models.momentum import momentum_at
+from siameseim_tf.models.train_step import DistributedTrainingMixin
 from siameseim_tf.models.vit import ViTEncoder
-from siameseim_tf.training.gradients import DistributedTrainingMixin
-from siameseim_tf.training.metrics import LastValue
-from siameseim_tf.training.schedules import momentum_at
 
 # Variables that are fixed tables or running statistics, never momentum-updated.
 _NOT_EMA = ("pos_embed", "moving_mean", "moving_variance")

@@ -1,4 +1,6 @@
-"""Schedules of method §6 as pure functions (and a serialisable Keras LR schedule)."""
+"""The learning-rate schedule of method §6 (a serialisable Keras schedule) and the
+linear scaling rule. The momentum schedule lives with the model that reads it
+(:func:`siameseim_tf.models.momentum.momentum_at`)."""
 
 from __future__ import annotations
 
@@ -6,16 +8,6 @@ import math
 
 import keras
 from keras import ops
-
-
-def momentum_at(progress, base_momentum: float = 0.995):
-    """m(t) = 1 - (1 - m0) * (1 + cos(pi * t / T)) / 2; ``progress`` = t / T in [0, 1].
-
-    Works on Python floats, numpy arrays and tensors.
-    """
-    if isinstance(progress, (int, float)):
-        return 1.0 - (1.0 - base_momentum) * (1.0 + math.cos(math.pi * progress)) / 2.0
-    return 1.0 - (1.0 - base_momentum) * (1.0 + ops.cos(math.pi * progress)) / 2.0
 
 
 def scaled_learning_rate(base_lr: float, global_batch_size: int) -> float:

@@ -21,7 +21,7 @@ from siameseim_tf.models.mae import (
     restore_indices,
     unpatchify,
 )
-from siameseim_tf.training.gradients import global_gradients
+from siameseim_tf.models.train_step import global_gradients
 from siameseim_tf.training.mae_data import build_mae_dataset, random_mask
 
 TINY_MAE = dict(

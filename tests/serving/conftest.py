@@ -76,6 +76,14 @@ def _wait_ready(url: str, process: subprocess.Popen, log_path: str) -> None:
 
 
 TFSERVING_STUBS = importlib.util.find_spec("tensorflow_serving") is not None
+SERVER_PROCESS: dict[str, int] = {}  # "pid" of the session's server (memory checks)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(ln for ln in status if ln.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
 
 
 @pytest.fixture(scope="session")
@@ -116,6 +124,7 @@ def server(served_files, tmp_path_factory, server_ports):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "w") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    SERVER_PROCESS["pid"] = process.pid
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, log_path)
