@@ -6,9 +6,8 @@ application (same routes, same handlers) and run it on the host we are told.
 
 from __future__ import annotations
 
-import json
-
 from siameseim_tf.serving.server import RequestTooLarge, ServeConfig, kserve
+from siameseim_tf.serving.tfserving_rest import send_json as _send_json
 
 
 class BodyLimit:
@@ -81,15 +80,6 @@ class RequestHygiene:
                 kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
                 scope = dict(scope, headers=[*kept, (b"content-type", b"application/json")])
         await self.app(scope, receive, send)
-
-
-async def _send_json(send, status: int, content: dict, close: bool = False) -> None:
-    body = json.dumps(content).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _too_large(_, error: RequestTooLarge):

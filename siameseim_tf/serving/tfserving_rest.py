@@ -8,6 +8,7 @@ has exactly one version, 1 (what TF Serving reports for a model directory ``<nam
 
 from __future__ import annotations
 
+import json
 import re
 
 from siameseim_tf.serving.contract import ENCODED_INPUT_NAME, OUTPUT_NAMES, SIGNATURE_ENCODED
@@ -17,6 +18,16 @@ _ROUTE = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<rest>/metadata|:predict|:classify|:regress)?$"
 )
+
+
+async def send_json(send, status: int, content: dict, close: bool = False) -> None:
+    """A complete JSON response on a raw ASGI ``send`` (for middleware answering alone)."""
+    body = json.dumps(content).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def version_status(name: str) -> dict:
@@ -57,8 +68,6 @@ class TFServingRoutes:
         self.app, self.name, self.output_shapes = app, name, output_shapes
 
     async def __call__(self, scope, receive, send):
-        from siameseim_tf.serving.app import _send_json
-
         match = _ROUTE.match(scope.get("path", "")) if scope["type"] == "http" else None
         if match is None:
             return await self.app(scope, receive, send)
@@ -69,15 +78,15 @@ class TFServingRoutes:
                 f"model {name} version {version or 'latest'} does not exist "
                 f"(Servable not found for request: {wanted})"
             )
-            return await _send_json(send, 404, {"error": message})
+            return await send_json(send, 404, {"error": message})
         method = scope.get("method")
         if rest is None and method == "GET":
-            return await _send_json(send, 200, version_status(name))
+            return await send_json(send, 200, version_status(name))
         if rest == "/metadata" and method == "GET":
-            return await _send_json(send, 200, metadata(name, self.output_shapes()))
+            return await send_json(send, 200, metadata(name, self.output_shapes()))
         if rest == ":predict" and (version is not None or label is not None):
             scope = dict(scope, path=f"/v1/models/{name}:predict", raw_path=None)
         elif rest in (":classify", ":regress"):
             message = f"{rest[1:]} is not supported: the encoder has the predict API only"
-            return await _send_json(send, 400, {"error": message})
+            return await send_json(send, 400, {"error": message})
         await self.app(scope, receive, send)
