@@ -165,20 +165,19 @@ class MAE(DistributedTrainingMixin, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.config_values = dict(
-            image_size=image_size,
-            patch_size=patch_size,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            decoder_dim=decoder_dim,
-            decoder_num_heads=decoder_num_heads,
-            decoder_depth=decoder_depth,
-            mask_ratio=mask_ratio,
-            norm_pix_loss=norm_pix_loss,
-            clip_grad_norm=clip_grad_norm,
-        )
+        # One attribute per constructor argument (get_config returns them all).
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        self.depth = depth
+        self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
+        self.decoder_dim = decoder_dim
+        self.decoder_num_heads = decoder_num_heads
+        self.decoder_depth = decoder_depth
+        self.mask_ratio = mask_ratio
+        self.norm_pix_loss = norm_pix_loss
+        self.clip_grad_norm = clip_grad_norm
         self.encoder = ViTEncoder(
             image_size,
             patch_size,
@@ -190,12 +189,10 @@ class MAE(DistributedTrainingMixin, keras.Model):
             trainable_patch_embed=True,
             name="encoder",
         )
-        self.patch_size, self.grid_size = patch_size, image_size // patch_size
+        self.grid_size = image_size // patch_size
         self.num_patches = self.grid_size**2
         self.num_masked = num_masked_patches(self.num_patches, mask_ratio)
         self.num_visible = self.num_patches - self.num_masked
-        self.decoder_dim, self.norm_pix_loss = decoder_dim, norm_pix_loss
-        self.clip_grad_norm = clip_grad_norm
 
         self.decoder_embed = xavier_dense(decoder_dim, "decoder_embed")
         self.decoder_blocks = [
@@ -214,11 +211,29 @@ class MAE(DistributedTrainingMixin, keras.Model):
         self.lr_tracker = LastValue(name="lr")
         self.build(None)
 
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            mlp_ratio=self.mlp_ratio,
+            decoder_dim=self.decoder_dim,
+            decoder_num_heads=self.decoder_num_heads,
+            decoder_depth=self.decoder_depth,
+            mask_ratio=self.mask_ratio,
+            norm_pix_loss=self.norm_pix_loss,
+            clip_grad_norm=self.clip_grad_norm,
+        )
+        return config
+
     def build(self, input_shape=None):
         if self.built:
             return
         dim, token_shape = self.decoder_dim, (None, self.num_patches + 1, self.decoder_dim)
-        self.decoder_embed.build((None, self.num_patches + 1, self.config_values["embed_dim"]))
+        self.decoder_embed.build((None, self.num_patches + 1, self.embed_dim))
         self.mask_token = self.add_weight(
             shape=(1, 1, dim),
             name="mask_token",

@@ -78,29 +78,26 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
             raise ValueError(
                 f"num_masked_patches must be in [0, {num_patches}), got {num_masked_patches}"
             )
-        self.config_values = dict(
-            image_size=image_size,
-            patch_size=patch_size,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            decoder_dim=decoder_dim,
-            decoder_num_heads=decoder_num_heads,
-            projector_depth=projector_depth,
-            predictor_depth=predictor_depth,
-            num_masked_patches=num_masked_patches,
-            neg_weight=neg_weight,
-            base_momentum=base_momentum,
-            norm=norm,
-            train_patch_embed=train_patch_embed,
-            clip_grad_norm=clip_grad_norm,
-            momentum_total_steps=momentum_total_steps,
-        )
+        # One attribute per constructor argument (get_config returns them all).
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        self.depth = depth
+        self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
+        self.decoder_dim = decoder_dim
+        self.decoder_num_heads = decoder_num_heads
+        self.projector_depth = projector_depth
+        self.predictor_depth = predictor_depth
+        self.num_masked_patches = num_masked_patches
+        self.neg_weight = neg_weight
+        self.base_momentum = base_momentum
+        self.norm = norm
+        self.train_patch_embed = train_patch_embed
+        self.clip_grad_norm = clip_grad_norm
+        self._initial_momentum_total_steps = momentum_total_steps
         self.grid_size, self.num_patches = grid, num_patches
         self.num_visible = num_patches - num_masked_patches
-        self.decoder_dim, self.neg_weight = decoder_dim, neg_weight
-        self.base_momentum, self.clip_grad_norm = base_momentum, clip_grad_norm
 
         def encoder(name):
             return ViTEncoder(
@@ -143,11 +140,34 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
             layer.trainable = False  # TokenBatchNorm still uses batch statistics in training
         self._copy_online_to_target()
 
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            mlp_ratio=self.mlp_ratio,
+            decoder_dim=self.decoder_dim,
+            decoder_num_heads=self.decoder_num_heads,
+            projector_depth=self.projector_depth,
+            predictor_depth=self.predictor_depth,
+            num_masked_patches=self.num_masked_patches,
+            neg_weight=self.neg_weight,
+            base_momentum=self.base_momentum,
+            norm=self.norm,
+            train_patch_embed=self.train_patch_embed,
+            clip_grad_norm=self.clip_grad_norm,
+            momentum_total_steps=self._initial_momentum_total_steps,
+        )
+        return config
+
     # ----------------------------------------------------------------- construction
     def build(self, input_shape=None):
         if self.built:
             return
-        embed_dim, dim = self.config_values["embed_dim"], self.decoder_dim
+        embed_dim, dim = self.embed_dim, self.decoder_dim
         token_shape = (None, self.num_patches + 1, dim)
         for suffix, embed, projector in (
             ("", self.decoder_embed, self.projector_blocks),
@@ -181,7 +201,7 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
             name="momentum_total_steps",
             trainable=False,
             initializer=keras.initializers.Constant(
-                float(self.config_values["momentum_total_steps"])
+                float(self._initial_momentum_total_steps)
             ),
         )
         self.built = True

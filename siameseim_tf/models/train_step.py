@@ -95,11 +95,6 @@ class DistributedTrainingMixin:
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(self.config_values)  # every constructor argument
-        return config
-
     def _metric_logs(self) -> dict:
         logs = {m.name: m.result() for m in self.metrics}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):

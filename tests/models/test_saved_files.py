@@ -1,0 +1,29 @@
+"""Files written by release 0.1.0 still load and compute the same outputs: a change to a
+constructor, a weight name or a registered name that breaks users' saved runs fails here.
+(Regenerate only on a deliberate format change, with a new version in the file name.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import siameseim_tf.models  # noqa: F401 - registers the classes
+
+SAVED = Path(__file__).parent / "saved"
+
+
+def test_pretraining_model_of_0_1_0_loads():
+    model = keras.saving.load_model(SAVED / "siameseim_tiny_0.1.0.keras")
+    reference = np.load(SAVED / "outputs_0.1.0.npz")
+    pooled = model.encoder(reference["x"])["pooled"]
+    np.testing.assert_allclose(pooled, reference["pooled"], atol=1e-5)
+    assert model.get_config()["num_masked_patches"] == 10
+
+
+def test_classifier_of_0_1_0_loads():
+    model = keras.saving.load_model(SAVED / "classifier_tiny_0.1.0.keras")
+    reference = np.load(SAVED / "outputs_0.1.0.npz")
+    np.testing.assert_allclose(model(reference["x"]), reference["logits"], atol=1e-5)
+    assert model.class_names == ["a", "b", "c"]
