@@ -200,9 +200,7 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
             shape=(),
             name="momentum_total_steps",
             trainable=False,
-            initializer=keras.initializers.Constant(
-                float(self._initial_momentum_total_steps)
-            ),
+            initializer=keras.initializers.Constant(float(self._initial_momentum_total_steps)),
         )
         self.built = True
 
