@@ -51,3 +51,33 @@ def random_batch(
         "rel_pos": rel_pos.astype("float32"),
         "mask": mask,
     }
+
+
+def run_layer_test(layer_cls, init_kwargs: dict, input_shape: tuple, expected_shape: tuple):
+    """The shared layer check (keras-hub's ``run_layer_test`` pattern): build and call
+    ``layer_cls(**init_kwargs)`` on seeded inputs, check the output shape, that training
+    and inference calls run, then ``get_config`` -> ``from_config`` and a ``.keras`` round
+    trip inside a functional model give the same outputs with the same weights."""
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=input_shape).astype("float32")
+    layer = layer_cls(**init_kwargs)
+    # training first: it may update statistics that the inference outputs then use
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(layer(x, training=True))))
+    y = keras.ops.convert_to_numpy(layer(x, training=False))
+    assert y.shape == expected_shape, (y.shape, expected_shape)
+    clone = layer_cls.from_config(layer.get_config())
+    clone.build(input_shape)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), y, atol=1e-6)
+    inputs = keras.Input(input_shape[1:], batch_size=input_shape[0])
+    model = keras.Model(inputs, layer(inputs))
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(f"{tmp}/layer.keras")
+        loaded = keras.saving.load_model(f"{tmp}/layer.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), y, atol=1e-6)
+    return layer

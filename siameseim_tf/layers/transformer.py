@@ -52,7 +52,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         self.qkv.build(input_shape)
-        self.proj.build(input_shape[:-1] + (self.dim,))
+        self.proj.build(tuple(input_shape[:-1]) + (self.dim,))  # a list when loaded
 
     def call(self, x):
         tokens = ops.shape(x)[1]
@@ -116,7 +116,7 @@ class TransformerBlock(keras.layers.Layer):
         input_shape = tuple(input_shape)
         for layer in (self.norm1, self.attn, self.norm2, self.fc1):
             layer.build(input_shape)
-        self.fc2.build(input_shape[:-1] + (self.hidden_dim,))
+        self.fc2.build(tuple(input_shape[:-1]) + (self.hidden_dim,))
         if self.layer_scale is not None:
             init = keras.initializers.Constant(self.layer_scale)
             self.gamma1 = self.add_weight(shape=(self.dim,), initializer=init, name="gamma1")

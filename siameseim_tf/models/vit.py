@@ -180,6 +180,10 @@ class ViTEncoder(keras.Model):
         return config
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides) -> ViTEncoder:
-        """An encoder of a size preset (tiny, small, base, large, huge)."""
+    def of_size(cls, preset: str, **overrides) -> ViTEncoder:
+        """A randomly initialised encoder of a size preset (tiny, small, base, large, huge).
+
+        Not keras-hub's ``from_preset`` (which loads weights): pretrained weights come from
+        a run's ``encoder.keras`` or ``siameseim convert`` of the authors' checkpoints.
+        """
         return cls(**preset_arguments(preset, **overrides))
