@@ -29,7 +29,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quantize",
         action="store_true",
-        help="also write <name>.int8.onnx (dynamic int8) and report its cost",
+        help="also write <name>.int8.onnx (dynamic int8, per-channel, reduced range) and "
+        "report its agreement; refused (fp32 kept) below --int8-min-cosine",
+    )
+    parser.add_argument(
+        "--int8-min-cosine",
+        default=None,
+        metavar="EMB,CLS",
+        help="the int8 file's minimum cosine to fp32 for embedding and cls (default 0.995,0.99)",
     )
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
     parser.add_argument(
@@ -86,18 +93,29 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{error} (use --overwrite or another --version)") from error
         print(f"SavedModel: {path}")
     if args.format in ("onnx", "both"):
-        from siameseim_tf.export.onnx import export_onnx
+        from siameseim_tf.export.onnx import Int8AccuracyError, export_onnx
 
+        floors = None
+        if args.int8_min_cosine:
+            try:
+                embedding, cls = (float(v) for v in args.int8_min_cosine.split(","))
+            except ValueError:
+                raise UserError("--int8-min-cosine takes two numbers: EMB,CLS") from None
+            floors = {"embedding": embedding, "cls": cls}
         # Raises ExportVerificationError (with a traceback) if ONNX Runtime disagrees.
-        result = export_onnx(
-            encoder,
-            os.path.join(args.output, f"{args.name}.onnx"),
-            args.name,
-            args.version,
-            opset=args.opset or ONNX_OPSET,
-            quantize=args.quantize,
-            atol=args.atol,
-        )
+        try:
+            result = export_onnx(
+                encoder,
+                os.path.join(args.output, f"{args.name}.onnx"),
+                args.name,
+                args.version,
+                opset=args.opset or ONNX_OPSET,
+                quantize=args.quantize,
+                int8_min_cosine=floors,
+                atol=args.atol,
+            )
+        except Int8AccuracyError as error:
+            raise UserError(str(error)) from None
         print(f"ONNX: {result.path}")
         if result.int8_path:
             print(f"ONNX int8: {result.int8_path}")

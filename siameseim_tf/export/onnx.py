@@ -124,6 +124,15 @@ def _test_inputs(encoder: keras.Model, batch: int) -> np.ndarray:
     return preprocess_uint8(sample_pixels(batch, size + 21, size + 7, seed=1), size).numpy()
 
 
+# The int8 file is kept only if it agrees this well with the fp32 one (minimum per-image
+# cosine on the check images); below, the export refuses it with the figures.
+INT8_MIN_COSINE = {"embedding": 0.995, "cls": 0.99}
+
+
+class Int8AccuracyError(ExportVerificationError):
+    """The int8 model falls short of ``INT8_MIN_COSINE``; the fp32 file is kept."""
+
+
 def quantize_int8(path: str, int8_path: str) -> str:
     """Dynamic int8 quantisation of the weights of MatMul / Gemm nodes (ORT).
 
@@ -152,6 +161,7 @@ def export_onnx(
     *,
     opset: int = contract.ONNX_OPSET,
     quantize: bool = False,
+    int8_min_cosine: dict[str, float] | None = None,
     atol: float = 1e-4,
     check_batch: int = 3,
     verbose: bool = True,
@@ -162,7 +172,10 @@ def export_onnx(
     ``check_batch`` images (the graph is traced with an unknown batch) against the Keras
     encoder: prints max |diff| and cosine similarity per output, raises
     ExportVerificationError above ``atol``. With ``quantize``, also writes
-    ``<path stem>.int8.onnx`` and reports its agreement with the fp32 model.
+    ``<path stem>.int8.onnx`` and reports its agreement with the fp32 model; an int8
+    file whose cosine to fp32 falls below ``int8_min_cosine`` (default
+    :data:`INT8_MIN_COSINE`) is deleted and :class:`Int8AccuracyError` raised with the
+    figures (the fp32 file stays).
     """
     import onnx
 
@@ -184,4 +197,17 @@ def export_onnx(
         if verbose:
             for name, value in result.int8_parity.items():
                 print(f"[ONNX int8 vs fp32] {name}: {value}")
+        floors = INT8_MIN_COSINE if int8_min_cosine is None else int8_min_cosine
+        short = {
+            name: (result.int8_parity[name].min_cosine, floor)
+            for name, floor in floors.items()
+            if not result.int8_parity[name].min_cosine >= floor
+        }
+        if short:
+            os.remove(result.int8_path)
+            figures = ", ".join(f"{n} cosine {c:.5f} < {f}" for n, (c, f) in short.items())
+            raise Int8AccuracyError(
+                f"int8 model refused ({figures} vs fp32 on the check images); {path} "
+                "(fp32) is written; lower the floor with --int8-min-cosine if that is enough"
+            )
     return result
