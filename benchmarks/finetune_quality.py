@@ -54,11 +54,12 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default="finetune_cpu,linprobe_cpu", help="comma list")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--inits", default="pretrained,random", help="comma list")
     parser.add_argument("--output", default="finetune.jsonl")
     args = parser.parse_args(argv)
     for seed in (int(s) for s in args.seeds.split(",")):
         for config in args.configs.split(","):
-            for random_init in (False, True):
+            for random_init in [init == "random" for init in args.inits.split(",")]:
                 result = finetune(args.encoder, args.data, config, args.steps, seed, random_init)
                 row = dict(
                     data=args.data,

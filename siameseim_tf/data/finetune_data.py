@@ -22,11 +22,20 @@ from siameseim_tf.data.mixing import mix_batch, smooth_one_hot
 from siameseim_tf.data.pipeline import build_dataset
 from siameseim_tf.data.source import ImageSource
 
+CROPS = ("random_resized", "resize_then_crop")
+
 
 @dataclass(frozen=True)
 class Augmentation:
-    """The fine-tuning augmentations; defaults are method §7's (MAE's fine-tuning recipe)."""
+    """The fine-tuning augmentations; defaults are method §7's (MAE's fine-tuning recipe).
 
+    ``crop``: "random_resized" (the paper's: scale [crop_min, 1], ratio [3/4, 4/3]) or
+    "resize_then_crop": the evaluation geometry (shorter side to round(S * 256 / 224),
+    bilinear) then a random S x S window — train and test objects at the same scale, which
+    matters for small images (docs/finetune.md measures it).
+    """
+
+    crop: str = "random_resized"
     crop_min: float = 0.08
     rand_augment: bool = True
     rand_augment_magnitude: float = 9.0
@@ -46,13 +55,43 @@ def normalise(images: tf.Tensor) -> tf.Tensor:
     return (images - IMAGENET_MEAN) / IMAGENET_STD
 
 
+def eval_resized_shape(height: tf.Tensor, width: tf.Tensor, size: int) -> tf.Tensor:
+    """int32 [2]: the evaluation resize, shorter side to round(S * 256 / 224) with the
+    export's integer rounding (tests check it against the serving preprocessing)."""
+    target = (size * 256 * 2 + 224) // (2 * 224)
+    height, width = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    short = tf.minimum(height, width)
+    new = tf.stack(
+        [(2 * height * target + short) // (2 * short), (2 * width * target + short) // (2 * short)]
+    )
+    return tf.cast(new, tf.int32)
+
+
+def resize_then_crop(image: tf.Tensor, seed: tf.Tensor, flip: tf.Tensor, size: int) -> tf.Tensor:
+    """The evaluation resize, then a uniformly placed S x S window, flipped iff ``flip``:
+    float32 [S, S, 3] in [0, 1]."""
+    shape = tf.shape(image)
+    new = eval_resized_shape(shape[0], shape[1], size)  # [2]
+    resized = tf.image.resize(tf.cast(image, tf.float32), new, method="bilinear", antialias=False)
+    top = tf.random.stateless_uniform([], seed, 0, new[0] - size + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([], seed + [0, 1], 0, new[1] - size + 1, dtype=tf.int32)
+    view = resized[top : top + size, left : left + size]  # [S, S, 3]
+    view = tf.cond(flip, lambda: tf.reverse(view, axis=[1]), lambda: view)
+    return tf.clip_by_value(view / 255.0, 0.0, 1.0)
+
+
 def augment_image(image: tf.Tensor, seed: tf.Tensor, size: int, aug: Augmentation) -> tf.Tensor:
     """uint8 [H, W, 3] + seed [2] -> float32 [S, S, 3], ImageNet-normalised."""
+    if aug.crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {aug.crop!r}")
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)  # [4, 2]
-    shape = tf.shape(image)
-    box = sample_crop(seeds[0], shape[0], shape[1], aug.crop_min)  # [4]
     flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
-    view = flipped_crop_resize(image, box, flip, size, aug.antialias, aug.interpolation)
+    if aug.crop == "resize_then_crop":
+        view = resize_then_crop(image, seeds[0], flip, size)
+    else:
+        shape = tf.shape(image)
+        box = sample_crop(seeds[0], shape[0], shape[1], aug.crop_min)  # [4]
+        view = flipped_crop_resize(image, box, flip, size, aug.antialias, aug.interpolation)
     if aug.rand_augment:
         from siameseim_tf.data.randaugment import rand_augment
 

@@ -239,3 +239,33 @@ def test_cli_rejects_a_pretraining_recipe(make_encoder, tmp_path):
         + ["--config", "tiny", "--output", str(tmp_path / "r")]
     )
     assert code == 2
+
+
+@pytest.mark.parametrize(
+    "height, width, size", [(28, 28, 28), (8, 8, 28), (37, 120, 32), (300, 200, 224)]
+)
+def test_resize_then_crop_has_the_evaluation_geometry(height, width, size):
+    """Training windows and the evaluation centre crop are S x S windows of one resized
+    image (the export's resize): objects have the same scale in training and at test."""
+    from siameseim_tf.data.finetune_data import eval_resized_shape, resize_then_crop
+    from siameseim_tf.serving.preprocessing import resized_shape
+    from siameseim_tf.serving.preprocessing_tf import preprocess_uint8
+
+    new_h, new_w = resized_shape(height, width, size)
+    assert tuple(eval_resized_shape(height, width, size).numpy()) == (new_h, new_w)
+    image = np.random.default_rng(0).integers(0, 255, (height, width, 3)).astype(np.uint8)
+    resized = tf.image.resize(image.astype(np.float32), (new_h, new_w), antialias=False).numpy()
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    centre = (resized[top : top + size, left : left + size] / 255.0 - mean) / std
+    np.testing.assert_allclose(preprocess_uint8(image, size)[0], centre, atol=1e-4)
+    for k in range(5):
+        seed = tf.constant([k, 0], tf.int64)
+        view = resize_then_crop(tf.constant(image), seed, tf.constant(False), size).numpy() * 255
+        corners = np.argwhere(np.all(np.abs(resized - view[0, 0]) < 1e-3, axis=-1))
+        assert any(
+            i + size <= new_h
+            and j + size <= new_w
+            and np.allclose(view, resized[i : i + size, j : j + size], atol=1e-3)
+            for i, j in corners
+        ), k
