@@ -7,16 +7,9 @@ the *global* batch (synchronised across replicas) and are computed in float32.
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-
-def _cross_replica_sum(values):
-    """Sums tensors over replicas; a no-op with one replica or outside replica context."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return values
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+from siameseim_tf.layers.distributed import cross_replica_sum
 
 
 @keras.saving.register_keras_serializable(package="siameseim_tf")
@@ -65,11 +58,11 @@ class TokenBatchNorm(keras.layers.Layer):
         count = ops.cast(ops.prod(ops.shape(x)[:-1]), "float32")
         total, count = ops.sum(x, axis=axes), count
         if self.synchronized:
-            total, count = _cross_replica_sum([total, count])
+            total, count = cross_replica_sum([total, count])
         mean = total / count  # [C]
         squares = ops.sum(ops.square(x - mean), axis=axes)  # two passes: exact in float32
         if self.synchronized:
-            squares = _cross_replica_sum(squares)
+            squares = cross_replica_sum(squares)
         return mean, squares / count, count
 
     def call(self, inputs, training=False):

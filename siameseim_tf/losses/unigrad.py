@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
 from keras import ops
 
-
-def cross_replica_mean(x):
-    """Mean of ``x`` over the replicas of the current tf.distribute strategy (or ``x``)."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return x
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, x) / context.num_replicas_in_sync
+from siameseim_tf.layers.distributed import cross_replica_mean
 
 
 def normalize_target(target, epsilon: float = 1e-5):

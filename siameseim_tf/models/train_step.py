@@ -12,6 +12,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from siameseim_tf.layers.distributed import cross_replica_sum, num_replicas
+
 
 def global_gradients(
     grads: list, optimizer: keras.optimizers.Optimizer, clip_grad_norm: float | None = None
@@ -37,10 +39,8 @@ def global_gradients(
     >>> float(norm)  # clipped is [0.6], [0.8] (up to the 1e-6 of torch's formula)
     5.0
     """
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
-    if replicas > 1:
-        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    replicas = num_replicas()
+    grads = cross_replica_sum(grads)
     loss_scale = getattr(optimizer, "dynamic_scale", None)
     loss_scale = 1.0 if loss_scale is None else ops.cast(loss_scale, "float32")
     grads = [ops.cast(g, "float32") for g in grads]
