@@ -10,7 +10,7 @@ from siameseim_tf.layers.tokens import visible_indices
 from siameseim_tf.layers.transformer import xavier_dense
 from siameseim_tf.losses import unigrad_loss
 from siameseim_tf.models.metrics import LastValue
-from siameseim_tf.models.momentum import momentum_at
+from siameseim_tf.models.momentum import momentum_at, update_ema
 from siameseim_tf.models.train_step import DistributedTrainingMixin
 from siameseim_tf.models.vit import ViTEncoder
 
@@ -282,8 +282,7 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
 
     def update_target(self, momentum):
         """target <- m * target + (1 - m) * online, on every replica alike."""
-        for target, online in self.momentum_pairs():
-            target.assign(momentum * target + (1.0 - momentum) * online)
+        update_ema(self.momentum_pairs(), momentum)
 
     def train_step(self, data):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -53,3 +53,17 @@ def test_adamw_decays_only_matrices():
     opt.apply([np.zeros((2, 2), "float32"), np.zeros((2,), "float32")], [matrix, vector])
     np.testing.assert_allclose(matrix.numpy(), 1 - 0.1 * 0.5)  # decoupled decay
     np.testing.assert_allclose(vector.numpy(), 1.0)  # biases / norms: no decay
+
+
+def test_update_ema_interpolates_between_target_and_online():
+    import keras
+
+    from siameseim_tf.models.momentum import update_ema
+
+    target, online = keras.Variable([1.0, 2.0]), keras.Variable([3.0, 6.0])
+    update_ema([(target, online)], 1.0)
+    np.testing.assert_array_equal(target.numpy(), [1.0, 2.0])
+    update_ema([(target, online)], 0.75)
+    np.testing.assert_allclose(target.numpy(), [1.5, 3.0])
+    update_ema([(target, online)], 0.0)
+    np.testing.assert_array_equal(target.numpy(), online.numpy())
