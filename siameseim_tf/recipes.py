@@ -140,13 +140,9 @@ def is_finetune(config: dict) -> bool:
 
 
 def model_class_for(method: str):
-    if method == "mae":
-        from siameseim_tf.models.mae import MAE
+    from siameseim_tf.training.methods import get_method
 
-        return MAE
-    from siameseim_tf.models.siameseim import SiameseIM
-
-    return SiameseIM
+    return get_method(method).model_class()
 
 
 def model_arguments(config: dict) -> dict:

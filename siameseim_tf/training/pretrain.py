@@ -25,11 +25,13 @@ from siameseim_tf.training.checkpoints import (
     truncate_log,
     write_atomically,
 )
+from siameseim_tf.training.methods import METHODS as ALL_METHODS
+from siameseim_tf.training.methods import get_method
 from siameseim_tf.training.optimizer import make_optimizer
 from siameseim_tf.training.resume import fit_resumably
 from siameseim_tf.training.strategy import describe_devices, gpu_hint, select_strategy
 
-METHODS = ("siameseim", "mae")
+METHODS = tuple(ALL_METHODS)
 
 
 def is_chief(strategy) -> bool:
@@ -69,15 +71,7 @@ def resolve_jit(jit_compile: bool | None, strategy) -> bool:
 
 def build_model(method: str, **model_args) -> keras.Model:
     """A SiameseIM or MAE model from constructor arguments."""
-    if method == "siameseim":
-        from siameseim_tf.models.siameseim import SiameseIM
-
-        return SiameseIM(**model_args)
-    if method == "mae":
-        from siameseim_tf.models.mae import MAE
-
-        return MAE(**model_args)
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return get_method(method).model_class()(**model_args)
 
 
 def build_dataset(
@@ -103,12 +97,9 @@ def build_dataset(
     antialiasing instead of the method's bicubic (fewer filter taps; aliasing on shrink).
     ``color=False``: no colour jitter / grayscale / blur / solarise (SiameseIM only).
     """
-    if not color and method != "siameseim":
+    if not color and not get_method(method).color_option:
         raise ValueError(f"color=False is a SiameseIM view option; {method} has none")
-    if method == "siameseim":
-        from siameseim_tf.data import build_pretraining_dataset as builder
-    else:
-        from siameseim_tf.training.mae_data import build_mae_dataset as builder
+    builder = get_method(method).dataset_builder()
     resize = dict(interpolation="bilinear", antialias=False) if fast_resize else {}
     if not color:
         resize["color"] = False
@@ -389,7 +380,7 @@ def pretrain(
             source=source.name,
         )
         (output_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
-    if method == "siameseim" and plan.total_steps is not None and plan.total_steps < 500:
+    if plan.total_steps is not None and plan.total_steps < get_method(method).warn_below_steps:
         say(
             f"WARNING [pretrain] only {plan.total_steps} optimizer steps: at small scale "
             "SiameseIM's features stay at random-init quality for the first few hundred "
