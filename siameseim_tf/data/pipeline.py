@@ -304,15 +304,15 @@ def build_pretraining_dataset(
             ``input_context``, ``num_parallel_calls`` of :func:`build_dataset`.
     """
     config = ViewConfig(
-        image_size,
-        patch_size,
-        num_masked,
-        crop_min,
-        color,
-        antialias,
-        interpolation,
-        matmul_dtype,
-        backend,
+        image_size=image_size,
+        patch_size=patch_size,
+        num_masked=num_masked,
+        crop_min=crop_min,
+        color=color,
+        antialias=antialias,
+        interpolation=interpolation,
+        matmul_dtype=matmul_dtype,
+        backend=backend,
     )
     return build_dataset(
         source,

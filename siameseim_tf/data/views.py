@@ -202,12 +202,34 @@ def make_views(
             [top, top + height) and columns [left, left + width), mirrored left-right iff
             flipped = 1 (view column fraction u <-> original x = left + (1 - u) * width).
     """
-    # patch size / mask count are unused by the views
-    config = ViewConfig(
-        image_size, image_size, 0, crop_min, color, antialias, interpolation, matmul_dtype, backend
+    config = view_only_config(
+        image_size, crop_min, color, antialias, interpolation, matmul_dtype, backend
     )
     view1, view2, rel_pos, boxes, _ = _views(image, seed, config)
     return view1, view2, rel_pos, boxes
+
+
+def view_only_config(
+    image_size: int,
+    crop_min: float,
+    color: bool,
+    antialias: bool,
+    interpolation: str,
+    matmul_dtype: str,
+    backend: str,
+) -> ViewConfig:
+    """A :class:`ViewConfig` for views alone: no token grid, no mask (one patch of S)."""
+    return ViewConfig(
+        image_size=image_size,
+        patch_size=image_size,
+        num_masked=0,
+        crop_min=crop_min,
+        color=color,
+        antialias=antialias,
+        interpolation=interpolation,
+        matmul_dtype=matmul_dtype,
+        backend=backend,
+    )
 
 
 def make_single_view(
@@ -225,8 +247,8 @@ def make_single_view(
     Equals view 1 of ``make_views(image, seed, color=False, ...)`` (same seed split), so a
     single-view method (MAE) and SiameseIM see the same geometry for the same sample seed.
     """
-    config = ViewConfig(
-        image_size, image_size, 0, crop_min, False, antialias, interpolation, matmul_dtype, backend
+    config = view_only_config(
+        image_size, crop_min, False, antialias, interpolation, matmul_dtype, backend
     )
     image = _checked(image)
     shape = tf.shape(image)

@@ -63,7 +63,13 @@ def visualize_views(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    config = ViewConfig(image_size, patch_size, num_masked, crop_min, color)
+    config = ViewConfig(
+        image_size=image_size,
+        patch_size=patch_size,
+        num_masked=num_masked,
+        crop_min=crop_min,
+        color=color,
+    )
     grid, p = config.grid, patch_size
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(len(images), 3, figsize=(9, 3 * len(images)), squeeze=False)
