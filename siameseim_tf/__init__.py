@@ -1,19 +1,38 @@
 """siameseim-tf: Siamese Image Modeling (Tao et al., CVPR 2023) for Keras 3 / TensorFlow.
 
-Heavy imports are lazy so that ``siameseim_tf.serving`` works without TensorFlow.
+Heavy imports are lazy so that ``siameseim_tf.serving`` works without TensorFlow. The
+Keras classes are registered for ``keras.saving.load_model`` when Keras is already
+imported (``import keras`` then ``import siameseim_tf``), on first use of any of the
+names below, or by ``siameseim_tf.load_model(path)``.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "SiameseIM": "siameseim_tf.models.siameseim",
+    "MAE": "siameseim_tf.models.mae",
     "ViTEncoder": "siameseim_tf.models.vit",
+    "ViTClassifier": "siameseim_tf.models.classifier",
     "unigrad_loss": "siameseim_tf.losses.unigrad",
 }
+
+
+def load_model(path, **kwargs):
+    """``keras.saving.load_model`` with this package's classes registered (a run's
+    ``model.keras`` / ``encoder.keras``, a ``classifier.keras``)."""
+    import keras
+
+    importlib.import_module("siameseim_tf.models")  # registers every serializable class
+    return keras.saving.load_model(path, **kwargs)
+
+
+if sys.modules.get("keras") is not None:  # Keras is loaded anyway: register the classes
+    importlib.import_module("siameseim_tf.models")
 
 
 def __getattr__(name: str):
@@ -22,4 +41,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'siameseim_tf' has no attribute {name!r}")
 
 
-__all__ = list(_LAZY) + ["__version__"]
+__all__ = list(_LAZY) + ["__version__", "load_model"]

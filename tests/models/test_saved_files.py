@@ -27,3 +27,31 @@ def test_classifier_of_0_1_0_loads():
     reference = np.load(SAVED / "outputs_0.1.0.npz")
     np.testing.assert_allclose(model(reference["x"]), reference["logits"], atol=1e-5)
     assert model.class_names == ["a", "b", "c"]
+
+
+def _fresh_python(code: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_import_siameseim_tf_after_keras_registers_the_classes():
+    path = SAVED / "classifier_tiny_0.1.0.keras"
+    code = (
+        f"import keras, siameseim_tf; print(type(keras.saving.load_model({str(path)!r})).__name__)"
+    )
+    assert _fresh_python(code) == "ViTClassifier"
+
+
+def test_load_model_helper_registers_the_classes():
+    path = SAVED / "siameseim_tiny_0.1.0.keras"
+    code = f"import siameseim_tf; print(type(siameseim_tf.load_model({str(path)!r})).__name__)"
+    assert _fresh_python(code) == "SiameseIM"
