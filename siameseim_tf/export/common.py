@@ -20,7 +20,8 @@ def is_float32(model: keras.Model) -> bool:
 
 
 def float32_copy(encoder: keras.Model) -> keras.Model:
-    """The encoder itself if it is float32, else a float32 clone with the same weights.
+    """The encoder itself if it is float32, else a float32 clone with the same weights
+    (every sub-layer receives the parent's dtype policy, so the clone is float32 through).
 
     Mixed-precision encoders (``mixed_bfloat16`` / ``mixed_float16``) keep float32
     variables, so the clone's weights are exact copies.
@@ -28,15 +29,10 @@ def float32_copy(encoder: keras.Model) -> keras.Model:
     if is_float32(encoder):
         return encoder
     config = encoder.get_config()
-    config["dtype"] = "float32"
+    config["dtype"] = "float32"  # sub-layers take the parent's policy
     if isinstance(config.get("encoder"), dict):  # a classifier: its encoder too
         config["encoder"]["config"]["dtype"] = "float32"
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")  # sub-layers pick up the global policy
-    try:
-        clone = encoder.__class__.from_config(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    clone = encoder.__class__.from_config(config)
     clone.set_weights(encoder.get_weights())
     return clone
 

@@ -36,6 +36,7 @@ class PatchEmbedding(keras.layers.Layer):
             kernel_initializer=keras.initializers.RandomUniform(-limit, limit),
             bias_initializer="zeros",
             name="proj",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):

@@ -46,9 +46,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.dim, self.num_heads, self.qkv_bias = dim, num_heads, qkv_bias
         self.head_dim = dim // num_heads
         self.qkv = keras.layers.Dense(
-            3 * dim, use_bias=qkv_bias, kernel_initializer="glorot_uniform", name="qkv"
+            3 * dim,
+            use_bias=qkv_bias,
+            kernel_initializer="glorot_uniform",
+            name="qkv",
+            dtype=self.dtype_policy,
         )
-        self.proj = xavier_dense(dim, "proj")
+        self.proj = xavier_dense(dim, "proj", self.dtype_policy)
 
     def build(self, input_shape):
         self.qkv.build(input_shape)
@@ -106,10 +110,12 @@ class TransformerBlock(keras.layers.Layer):
         self.layer_scale = layer_scale
         self.hidden_dim = int(dim * mlp_ratio)
         self.norm1 = make_norm(norm, name="norm1")
-        self.attn = MultiHeadSelfAttention(dim, num_heads, qkv_bias, name="attn")
+        self.attn = MultiHeadSelfAttention(
+            dim, num_heads, qkv_bias, name="attn", dtype=self.dtype_policy
+        )
         self.norm2 = make_norm(norm, name="norm2")
-        self.fc1 = xavier_dense(self.hidden_dim, "fc1")
-        self.fc2 = xavier_dense(dim, "fc2")
+        self.fc1 = xavier_dense(self.hidden_dim, "fc1", self.dtype_policy)
+        self.fc2 = xavier_dense(dim, "fc2", self.dtype_policy)
         self.seed_generator = keras.random.SeedGenerator(0) if drop_path > 0 else None
 
     def build(self, input_shape):

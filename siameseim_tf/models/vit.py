@@ -80,7 +80,9 @@ class ViTEncoder(keras.Model):
         self.grid_size = image_size // patch_size
         self.num_patches = self.grid_size**2
 
-        self.patch_embed = PatchEmbedding(patch_size, embed_dim, name="patch_embed")
+        self.patch_embed = PatchEmbedding(
+            patch_size, embed_dim, name="patch_embed", dtype=self.dtype_policy
+        )
         self.patch_embed.trainable = trainable_patch_embed
         rates = [drop_path_rate * k / max(depth - 1, 1) for k in range(depth)]
         self.blocks = [
@@ -93,6 +95,7 @@ class ViTEncoder(keras.Model):
                 drop_path=rates[k],
                 layer_scale=layer_scale,
                 name=f"blocks_{k}",
+                dtype=self.dtype_policy,
             )
             for k in range(depth)
         ]
