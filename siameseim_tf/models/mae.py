@@ -188,23 +188,31 @@ class MAE(DistributedTrainingMixin, keras.Model):
             final_norm=True,
             trainable_patch_embed=True,
             name="encoder",
+            dtype=self.dtype_policy,
         )
         self.grid_size = image_size // patch_size
         self.num_patches = self.grid_size**2
         self.num_masked = num_masked_patches(self.num_patches, mask_ratio)
         self.num_visible = self.num_patches - self.num_masked
 
-        self.decoder_embed = xavier_dense(decoder_dim, "decoder_embed")
+        self.decoder_embed = xavier_dense(decoder_dim, "decoder_embed", self.dtype_policy)
         self.decoder_blocks = [
             TransformerBlock(
-                decoder_dim, decoder_num_heads, mlp_ratio, norm="layer", name=f"decoder_blocks_{k}"
+                decoder_dim,
+                decoder_num_heads,
+                mlp_ratio,
+                norm="layer",
+                name=f"decoder_blocks_{k}",
+                dtype=self.dtype_policy,
             )
             for k in range(decoder_depth)
         ]
         self.decoder_norm = keras.layers.LayerNormalization(
             epsilon=1e-6, dtype="float32", name="decoder_norm"
         )
-        self.decoder_pred = xavier_dense(patch_size * patch_size * 3, "decoder_pred")
+        self.decoder_pred = xavier_dense(
+            patch_size * patch_size * 3, "decoder_pred", self.dtype_policy
+        )
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")

@@ -109,26 +109,32 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
                 mlp_ratio,
                 trainable_patch_embed=train_patch_embed,
                 name=name,
+                dtype=self.dtype_policy,
             )
 
         def blocks(count, prefix):
             return [
                 TransformerBlock(
-                    decoder_dim, decoder_num_heads, mlp_ratio, norm=norm, name=f"{prefix}_{k}"
+                    decoder_dim,
+                    decoder_num_heads,
+                    mlp_ratio,
+                    norm=norm,
+                    name=f"{prefix}_{k}",
+                    dtype=self.dtype_policy,
                 )
                 for k in range(count)
             ]
 
         # Online branch.
         self.encoder = encoder("encoder")
-        self.decoder_embed = xavier_dense(decoder_dim, "decoder_embed")
+        self.decoder_embed = xavier_dense(decoder_dim, "decoder_embed", self.dtype_policy)
         self.projector_blocks = blocks(projector_depth, "projector_decoder_blocks")
-        self.decoder_pos_mlp = xavier_dense(decoder_dim, "decoder_pos_mlp")
+        self.decoder_pos_mlp = xavier_dense(decoder_dim, "decoder_pos_mlp", self.dtype_policy)
         self.predictor_blocks = blocks(predictor_depth, "predictor_decoder_blocks")
-        self.decoder_pred = xavier_dense(decoder_dim, "decoder_pred")
+        self.decoder_pred = xavier_dense(decoder_dim, "decoder_pred", self.dtype_policy)
         # Momentum target branch: same structure, never receives gradients.
         self.target_encoder = encoder("mm_encoder")
-        self.target_decoder_embed = xavier_dense(decoder_dim, "mm_decoder_embed")
+        self.target_decoder_embed = xavier_dense(decoder_dim, "mm_decoder_embed", self.dtype_policy)
         self.target_projector_blocks = blocks(projector_depth, "mm_projector_decoder_blocks")
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
