@@ -161,6 +161,7 @@ def test_mixing_is_seeded_and_switches_between_mixup_and_cutmix():
     assert kinds == {"cutmix", "mixup"}
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_device(tmp_path):
     """3 steps of the same global batches (RandAugment + erasing on; mixup and drop path
     off) on 1 device and on 2 MirroredStrategy replicas: the same weights within float32
