@@ -136,6 +136,7 @@ def test_http_fuzz_never_5xx_and_keeps_connections(server, served_files, referen
     assert not failures, failures[:10]
     if rss:  # after the warm-up the allocator's pools are sized: no growth per request
         growth = rss[HTTP_REQUESTS - 1] - rss[WARM_REQUESTS]
+        print(f"server RSS {rss} MiB, growth {growth:.1f} MiB")  # shown with pytest -s
         assert growth < RSS_GROWTH_MIB, (rss, growth)
     answer = requests.post(
         server + PATHS[0], json={"instances": [{"b64": base64.b64encode(jpeg).decode()}]}
