@@ -81,3 +81,26 @@ def run_layer_test(layer_cls, init_kwargs: dict, input_shape: tuple, expected_sh
         loaded = keras.saving.load_model(f"{tmp}/layer.keras")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), y, atol=1e-6)
     return layer
+
+
+def run_module(module: str, *args: str) -> dict:
+    """Runs ``python -m module args`` from the repository root (a fresh interpreter, e.g. to
+    split the CPU before TensorFlow starts); returns the JSON of its last output line."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(root))
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

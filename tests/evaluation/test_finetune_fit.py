@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -19,22 +16,7 @@ from siameseim_tf.data.finetune_data import build_finetune_dataset, count_classe
 from siameseim_tf.data.folder import image_folder_source
 from siameseim_tf.data.mixing import cutmix_box, mix_batch, smooth_one_hot
 from siameseim_tf.models.classifier import ViTClassifier, copy_encoder
-
-ROOT = Path(__file__).parents[2]
-
-
-def run_module(module: str, *args: str) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+from tests.helpers import run_module
 
 
 def test_classifier_keras_round_trip(make_encoder, tmp_path):
