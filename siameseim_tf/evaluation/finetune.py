@@ -161,7 +161,6 @@ def finetune(
         FINISHED_FILE,
         RunCheckpoints,
         agree_on_step,
-        num_workers,
         train_step_count,
         truncate_log,
         write_atomically,
@@ -308,7 +307,7 @@ def finetune(
             restored,
             checkpoint,
             callbacks + list(extra_callbacks or []),
-            batches_per_step=strategy.num_replicas_in_sync // num_workers(strategy),
+            strategy,
         )
     if checkpoint.preempted:
         return model, {}

@@ -20,7 +20,6 @@ from siameseim_tf.training.checkpoints import (
     RunCheckpoints,
     agree_on_step,
     fault,
-    num_workers,
     train_step_count,
     truncate_log,
     write_atomically,
@@ -395,7 +394,7 @@ def pretrain(
             restored,
             checkpoint,
             callbacks + list(extra_callbacks or []),
-            batches_per_step=strategy.num_replicas_in_sync // num_workers(strategy),
+            strategy,
         )
     if checkpoint.preempted:
         return model, history

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 
-def fit_resumably(model, stream, plan, restored, checkpoint, callbacks, batches_per_step):
+def fit_resumably(model, stream, plan, restored, checkpoint, callbacks, strategy):
     """``model.fit`` from the restored step to the end of the plan.
 
     Keras restarts an epoch at its first batch; a restore in mid-epoch therefore fits the
     rest of that epoch first (``steps_per_epoch`` = the steps left), then the remaining
     epochs on a stream rebuilt from the position reached. Every stream starts at the
-    exact next raw element (``stream(start, positions)``).
+    exact next raw element (``stream(start, positions)``). Each step consumes one batch per
+    replica of this worker's input pipeline.
     """
     import keras
 
     from siameseim_tf.data.pipeline import StreamPositions
-    from siameseim_tf.training.checkpoints import train_step_count
+    from siameseim_tf.training.checkpoints import num_workers, train_step_count
+
+    batches_per_step = strategy.num_replicas_in_sync // num_workers(strategy)
 
     spe = plan.steps_per_epoch
     step = restored.step if restored is not None else 0
