@@ -49,6 +49,10 @@ class Augmentation:
     interpolation: str = "bicubic"  # of the crop resize; "bilinear" = the export's filter
     antialias: bool = True
 
+    def __post_init__(self) -> None:
+        if self.crop not in CROPS:  # at construction: before any data is read
+            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
+
 
 def normalise(images: tf.Tensor) -> tf.Tensor:
     """float in [0, 1] [..., 3] -> ImageNet-normalised."""
@@ -82,8 +86,6 @@ def resize_then_crop(image: tf.Tensor, seed: tf.Tensor, flip: tf.Tensor, size: i
 
 def augment_image(image: tf.Tensor, seed: tf.Tensor, size: int, aug: Augmentation) -> tf.Tensor:
     """uint8 [H, W, 3] + seed [2] -> float32 [S, S, 3], ImageNet-normalised."""
-    if aug.crop not in CROPS:
-        raise ValueError(f"crop must be one of {CROPS}, got {aug.crop!r}")
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)  # [4, 2]
     flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
     if aug.crop == "resize_then_crop":
