@@ -33,6 +33,11 @@ setup(
     name="siameseim-tf",
     version=VERSION,
     license="MIT",
+    # No public home of this re-implementation yet (no address to give); the method's:
+    project_urls={
+        "Paper": "https://arxiv.org/abs/2206.01204",
+        "Authors' PyTorch release": "https://github.com/fundamentalvision/Siamese-Image-Modeling",
+    },
     classifiers=[
         "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",

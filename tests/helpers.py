@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from siameseim_tf.configs.tiny import CONFIG as TINY_CONFIG
+from siameseim_tf.configs.tiny import MAE_MODEL
 
-TINY = dict(
-    image_size=32,
-    patch_size=8,
-    embed_dim=32,
-    depth=2,
-    num_heads=4,
-    mlp_ratio=2.0,
-    decoder_dim=16,
-    decoder_num_heads=2,
-    projector_depth=1,
-    predictor_depth=2,
-    num_masked_patches=10,
-)
+# The one tiny configuration (configs/tiny.py); tests choose clipping themselves.
+TINY = {k: v for k, v in TINY_CONFIG["model"].items() if k != "clip_grad_norm"}
+TINY_MAE = dict(MAE_MODEL)
 
 
 def random_batch(

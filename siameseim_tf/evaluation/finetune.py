@@ -155,26 +155,10 @@ def finetune(
         ``train_images_per_second`` and the settings.
     """
     from siameseim_tf.data.finetune_data import build_finetune_dataset, count_classes
-    from siameseim_tf.training.callbacks import PreemptionNotice, RunCheckpoint
-    from siameseim_tf.training.checkpoints import (
-        CHECKPOINT_DIR,
-        FINISHED_FILE,
-        RunCheckpoints,
-        agree_on_step,
-        train_step_count,
-        truncate_log,
-        write_atomically,
-    )
-    from siameseim_tf.training.pretrain import (
-        is_chief,
-        make_callbacks,
-        require_decodable,
-        resolve_jit,
-        worker_directory,
-    )
-    from siameseim_tf.training.progress import ProgressLogger
-    from siameseim_tf.training.resume import fit_resumably
-    from siameseim_tf.training.run_length import RunLength, plan_run
+    from siameseim_tf.training.checkpoints import train_step_count
+    from siameseim_tf.training.pretrain import resolve_jit
+    from siameseim_tf.training.run import ResumableRun, require_decodable
+    from siameseim_tf.training.run_length import plan_run
     from siameseim_tf.training.strategy import describe_devices, select_strategy
 
     started = time.perf_counter()
@@ -183,8 +167,8 @@ def finetune(
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.config.set_dtype_policy(precision)
     strategy = strategy or select_strategy()
-    directory = worker_directory(output_dir, strategy)
-    if (output_dir / FINISHED_FILE).is_file() and (output_dir / METRICS_FILE).is_file():
+    run = ResumableRun(output_dir, strategy, tag="finetune", log=say)
+    if run.finished(output_dir / METRICS_FILE):
         say(f"[finetune] {output_dir} holds a finished run: nothing to do")
         model = keras.saving.load_model(output_dir / CLASSIFIER_FILE, compile=False)
         return model, json.loads((output_dir / METRICS_FILE).read_text())
@@ -231,11 +215,9 @@ def finetune(
             jit_compile=jit,
         )
         optimizer.build(model.trainable_variables)
-    checkpoints = RunCheckpoints(directory / CHECKPOINT_DIR, log=say)
-    restored = checkpoints.restore(model, agree_on_step(strategy, checkpoints.steps()))
+    restored = run.restore(model, plan.steps_per_epoch)
     if restored is not None:
         say(f"[finetune] resuming from {restored.path.name}: step {restored.step}")
-        truncate_log(directory / "log.csv", restored.step // plan.steps_per_epoch)
 
     def stream(start: int, positions):
         return strategy.distribute_datasets_from_function(
@@ -252,31 +234,7 @@ def finetune(
             )
         )
 
-    multi_worker = getattr(getattr(strategy, "cluster_resolver", None), "task_type", None)
-    record = output_dir if is_chief(strategy) else None
     timer = StepTimer()
-    leading = [
-        RunLength(
-            plan,
-            schedule,
-            started,
-            record,
-            strategy=strategy,
-            time_stop=not multi_worker,
-            log=say,
-            tag="finetune",
-        ),
-        timer,
-    ]
-    if verbose:
-        leading.append(ProgressLogger(plan, log=say, tag="finetune"))
-    notice = PreemptionNotice()
-    checkpoint = RunCheckpoint(
-        checkpoints, None, every_steps=backup_every_steps, notice=notice, log=say, tag="finetune"
-    )
-    callbacks = make_callbacks(
-        directory, checkpoint=checkpoint, log_every_steps=log_every_steps, leading=leading
-    )
     settings = dict(
         protocol=protocol,
         epochs=epochs,
@@ -296,20 +254,21 @@ def finetune(
         replicas=strategy.num_replicas_in_sync,
         source=train_source.name,
     )
-    if is_chief(strategy):
+    if run.chief:
         (output_dir / "run.json").write_text(json.dumps(settings, indent=2, default=str))
-    say("[finetune] compiling the train step (the first step is slow)...")
-    with notice:
-        history = fit_resumably(
-            model,
-            stream,
-            plan,
-            restored,
-            checkpoint,
-            callbacks + list(extra_callbacks or []),
-            strategy,
-        )
-    if checkpoint.preempted:
+    history = run.fit(
+        model,
+        stream,
+        plan,
+        schedule,
+        started,
+        monitors=[timer],
+        backup_every_steps=backup_every_steps,
+        log_every_steps=log_every_steps,
+        verbose=bool(verbose),
+        extra_callbacks=extra_callbacks,
+    )
+    if run.preempted:
         return model, {}
     steps = train_step_count(model)
     metrics = dict(
@@ -330,17 +289,15 @@ def finetune(
             scores = model.evaluate(test, verbose=0, return_dict=True)
         metrics.update(top1=float(scores["top1"]), test_loss=float(scores["loss"]))
         say(f"[finetune] test top-1 {100 * metrics['top1']:.2f} % on {test_source.name}")
-    write_atomically(directory / CLASSIFIER_FILE, model.save)
-    if is_chief(strategy):
-        write_atomically(
-            output_dir / METRICS_FILE,
-            lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2, default=str)),
-        )
-        write_atomically(
-            output_dir / FINISHED_FILE,
-            lambda tmp: Path(tmp).write_text(json.dumps(dict(steps=steps))),
-        )
-    checkpoints.remove()
+    run.finish(
+        model,
+        {run.directory / CLASSIFIER_FILE: model.save},
+        {
+            output_dir / METRICS_FILE: lambda tmp: Path(tmp).write_text(
+                json.dumps(metrics, indent=2, default=str)
+            )
+        },
+    )
     return model, metrics
 
 

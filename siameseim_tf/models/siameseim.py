@@ -202,6 +202,9 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
         for block in self.predictor_blocks:
             block.build(predictor_shape)
         self.decoder_pred.build(predictor_shape)
+        # T of the momentum cosine is a weight, not a constant: a --budget-minutes run
+        # learns its length from the step time measured after the step is compiled;
+        # assigning a variable changes T without a retrace, and checkpoints carry it.
         self.momentum_total_steps = self.add_weight(
             shape=(),
             name="momentum_total_steps",

@@ -7,55 +7,21 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from siameseim_tf.training.callbacks import PreemptionNotice, RunCheckpoint
-from siameseim_tf.training.checkpoints import (
-    CHECKPOINT_DIR,
-    FINISHED_FILE,
-    RunCheckpoints,
-    agree_on_step,
-    fault,
-    train_step_count,
-    truncate_log,
-    write_atomically,
-)
 from siameseim_tf.training.methods import METHODS as ALL_METHODS
 from siameseim_tf.training.methods import get_method
 from siameseim_tf.training.optimizer import make_optimizer
-from siameseim_tf.training.resume import fit_resumably
+from siameseim_tf.training.run import (
+    ResumableRun,
+    require_decodable,
+)
 from siameseim_tf.training.strategy import describe_devices, gpu_hint, select_strategy
 
 METHODS = tuple(ALL_METHODS)
-
-
-def is_chief(strategy) -> bool:
-    """True on the worker that writes the real checkpoints (worker 0, or no cluster)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-    )
-
-
-def worker_directory(output_dir: Path, strategy) -> Path:
-    """The chief writes to ``output_dir``; other workers to a private scratch directory.
-
-    Every worker must take part in saving (it is a collective); only one may own the files.
-    """
-    if is_chief(strategy):
-        return output_dir
-    import hashlib
-
-    resolver = strategy.cluster_resolver
-    run = hashlib.sha1(str(Path(output_dir).resolve()).encode()).hexdigest()[:10]
-    name = f"siameseim_worker_{run}_{resolver.task_type}_{resolver.task_id}"
-    return Path(tempfile.gettempdir()) / name
 
 
 def resolve_jit(jit_compile: bool | None, strategy) -> bool:
@@ -121,22 +87,6 @@ def build_dataset(
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def require_decodable(source) -> None:
-    """Raises BadInputError when no image of ``source`` decodes (files that pass the header
-    scan can still fail); training would otherwise wait forever for a first batch."""
-    from siameseim_tf.data import BadInputError
-
-    if not source.may_fail:
-        return
-    ds = source.raw(1, 0).map(source.decode).ignore_errors().take(1)
-    if not any(True for _ in ds):
-        raise BadInputError(
-            f"{source.name}: none of its {source.num_images or ''} image(s) could be decoded "
-            "(they passed the header scan but every decode failed)",
-            source.name,
-        )
-
-
 def probe_images(source, image_size: int, count: int = 256):
     """The first ``count`` usable images of ``source``, preprocessed as for evaluation."""
     import tensorflow as tf
@@ -148,27 +98,6 @@ def probe_images(source, image_size: int, count: int = 256):
         ds = ds.ignore_errors()
     ds = ds.map(lambda image: preprocess_uint8(image, image_size)[0]).take(count)
     return tf.stack(list(ds))  # [P, S, S, 3]
-
-
-def make_callbacks(
-    directory: Path,
-    *,
-    checkpoint,
-    log_every_steps: int,
-    leading: list,
-) -> list:
-    """Run length and monitors first (they add to the logs), the epoch's log row, then
-    the checkpoint (a restart drops log rows the checkpoint does not cover)."""
-    return [
-        *leading,
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(directory / "log.csv"), append=True),
-        keras.callbacks.TensorBoard(
-            str(directory / "tensorboard"), update_freq=log_every_steps or "epoch"
-        ),
-        checkpoint,
-        keras.callbacks.ModelCheckpoint(str(directory / "last.keras")),
-    ]
 
 
 def pretrain(
@@ -238,8 +167,7 @@ def pretrain(
     import time
 
     from siameseim_tf.training.monitors import FeatureMonitor
-    from siameseim_tf.training.progress import ProgressLogger
-    from siameseim_tf.training.run_length import RunLength, plan_run, read_decided_steps
+    from siameseim_tf.training.run_length import plan_run, read_decided_steps
 
     started = time.perf_counter()
     say = print if verbose else (lambda *a, **k: None)
@@ -247,8 +175,8 @@ def pretrain(
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.config.set_dtype_policy(precision)
     strategy = strategy or select_strategy()
-    directory = worker_directory(output_dir, strategy)
-    if (output_dir / FINISHED_FILE).is_file() and (directory / "model.keras").is_file():
+    run = ResumableRun(output_dir, strategy, tag="pretrain", log=say)
+    if run.finished(run.directory / "model.keras"):
         say(
             f"[pretrain] {output_dir} holds a finished run (model.keras, encoder.keras): "
             "nothing to do; pass another --output to train again"
@@ -256,7 +184,7 @@ def pretrain(
         import siameseim_tf.models.mae  # noqa: F401 - registers the classes for loading
         import siameseim_tf.models.siameseim  # noqa: F401
 
-        return keras.saving.load_model(directory / "model.keras"), None
+        return keras.saving.load_model(run.directory / "model.keras"), None
     require_decodable(source)
     decided = read_decided_steps(output_dir)
     plan = plan_run(
@@ -301,14 +229,12 @@ def pretrain(
         model.compile(optimizer=optimizer, jit_compile=jit)
         # Built before fit: avoids Keras' symbolic build under MultiWorker (keras #20585).
         model.optimizer.build(model.trainable_variables)
-    checkpoints = RunCheckpoints(directory / CHECKPOINT_DIR, log=say)
-    restored = checkpoints.restore(model, agree_on_step(strategy, checkpoints.steps()))
+    restored = run.restore(model, plan.steps_per_epoch)
     if restored is not None:
         say(
             f"[pretrain] resuming from {restored.path.name}: step {restored.step}, epoch "
             f"{restored.step // plan.steps_per_epoch + 1}, data stream at the next image"
         )
-        truncate_log(directory / "log.csv", restored.step // plan.steps_per_epoch)
 
     def stream(start: int, positions):
         # Masks must hold exactly the model's M ones: the count comes from the model.
@@ -328,18 +254,7 @@ def pretrain(
             positions=positions,
         )
 
-    multi_worker = getattr(getattr(strategy, "cluster_resolver", None), "task_type", None)
-    leading = [
-        RunLength(
-            plan,
-            optimizer._learning_rate,  # the WarmupCosine schedule (Keras keeps it there)
-            started=started,
-            record_dir=output_dir if is_chief(strategy) else None,
-            strategy=strategy,
-            time_stop=not multi_worker,
-            log=say,
-        )
-    ]
+    monitor_callbacks = []
     if monitors:
         labelled = None
         if monitor_data is not None:
@@ -347,20 +262,11 @@ def pretrain(
 
             images, labels = monitor_data
             labelled = (preprocess_uint8(images, image_size), np.asarray(labels))
-        leading.append(
+        monitor_callbacks.append(
             FeatureMonitor(probe_images(source, image_size), labelled, monitor_every_steps, log=say)
         )
-    if verbose:
-        leading.append(ProgressLogger(plan, log=say))
-    notice = PreemptionNotice()
-    checkpoint = RunCheckpoint(
-        checkpoints, None, every_steps=backup_every_steps, notice=notice, log=say
-    )
-    callbacks = make_callbacks(
-        directory, checkpoint=checkpoint, log_every_steps=log_every_steps, leading=leading
-    )
-    if is_chief(strategy):
-        run = dict(
+    if run.chief:
+        settings = dict(
             method=method,
             model_args=model_args,
             epochs=epochs,
@@ -378,38 +284,35 @@ def pretrain(
             replicas=strategy.num_replicas_in_sync,
             source=source.name,
         )
-        (output_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        (output_dir / "run.json").write_text(json.dumps(settings, indent=2, default=str))
     if plan.total_steps is not None and plan.total_steps < get_method(method).warn_below_steps:
         say(
             f"WARNING [pretrain] only {plan.total_steps} optimizer steps: at small scale "
             "SiameseIM's features stay at random-init quality for the first few hundred "
             "steps (docs/small_scale.md); pass --budget-minutes N or --steps N"
         )
-    say("[pretrain] compiling the train step (the first step is slow)...")
-    with notice:
-        history = fit_resumably(
-            model,
-            stream,
-            plan,
-            restored,
-            checkpoint,
-            callbacks + list(extra_callbacks or []),
-            strategy,
-        )
-    if checkpoint.preempted:
+    history = run.fit(
+        model,
+        stream,
+        plan,
+        optimizer._learning_rate,  # the WarmupCosine schedule (Keras keeps it there)
+        started,
+        monitors=monitor_callbacks,
+        backup_every_steps=backup_every_steps,
+        log_every_steps=log_every_steps,
+        verbose=bool(verbose),
+        extra_callbacks=extra_callbacks,
+    )
+    if run.preempted:
         return model, history
-    # Final files first, atomically; only then the checkpoints go.
-    write_atomically(directory / "model.keras", model.save)
-    write_atomically(directory / "encoder.keras", model.encoder.save)
-    fault("final-saved", train_step_count(model))
-    if is_chief(strategy):
-        steps = train_step_count(model)
-        write_atomically(
-            output_dir / FINISHED_FILE,
-            lambda tmp: Path(tmp).write_text(json.dumps(dict(steps=steps))),
-        )
-    checkpoints.remove()
+    run.finish(
+        model,
+        {
+            run.directory / "model.keras": model.save,
+            run.directory / "encoder.keras": model.encoder.save,
+        },
+    )
     report = getattr(source, "report", None)
-    if report is not None and is_chief(strategy):
+    if report is not None and run.chief:
         (output_dir / "skipped.txt").write_text(report.listing() + "\n", errors="backslashreplace")
     return model, history

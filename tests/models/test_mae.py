@@ -23,18 +23,8 @@ from siameseim_tf.models.mae import (
 )
 from siameseim_tf.models.train_step import global_gradients
 from siameseim_tf.training.mae_data import build_mae_dataset, random_mask
+from tests.helpers import TINY_MAE
 
-TINY_MAE = dict(
-    image_size=32,
-    patch_size=8,
-    embed_dim=32,
-    depth=2,
-    num_heads=4,
-    mlp_ratio=2.0,
-    decoder_dim=16,
-    decoder_num_heads=2,
-    decoder_depth=2,
-)
 ROOT = Path(__file__).parents[2]
 N, M, K = 16, 12, 8 * 8 * 3  # patches, masked (round(0.75 * 16)), pixels per patch
 
@@ -240,7 +230,8 @@ from siameseim_tf.training.strategy import split_cpu
 devices = split_cpu(2)
 import keras, numpy as np, tensorflow as tf
 from siameseim_tf.models import MAE
-from tests.models.test_mae import TINY_MAE, mae_batch
+from tests.helpers import TINY_MAE
+from tests.models.test_mae import mae_batch
 
 def run(strategy):
     keras.utils.set_random_seed(0)

@@ -65,10 +65,13 @@ def test_budget_run_decides_steps_records_them_and_stops(tmp_path, capsys):
         array_source(images()),
         tmp_path / "run",
         model_args=dict(TINY),
-        budget_minutes=0.5,
+        # The budget includes start-up: graph mode (seconds to trace) rather than XLA
+        # (33 s to compile on an AVX2 EPYC, which then left no time for a second step).
+        budget_minutes=1.0,
         global_batch_size=16,
         verbose=1,
         monitors=False,
+        jit_compile=False,
     )
     decided = json.loads((tmp_path / "run" / "run_length.json").read_text())
     steps = int(model.optimizer.iterations)
