@@ -156,8 +156,7 @@ def finetune(
     """
     from siameseim_tf.data.finetune_data import build_finetune_dataset, count_classes
     from siameseim_tf.training.checkpoints import train_step_count
-    from siameseim_tf.training.pretrain import resolve_jit
-    from siameseim_tf.training.run import ResumableRun, require_decodable
+    from siameseim_tf.training.run import ResumableRun, apply_xla, require_decodable, xla_mode
     from siameseim_tf.training.run_length import plan_run
     from siameseim_tf.training.strategy import describe_devices, select_strategy
 
@@ -189,13 +188,13 @@ def finetune(
         warmup_fraction=None if warmup_epochs else 0.05,
         name=train_source.name,
     )
-    jit = resolve_jit(jit_compile, strategy)
+    xla = xla_mode(jit_compile, strategy)
     say(
         f"[finetune] {train_source.name}: {train_source.num_images} images, {num_classes} "
         f"classes; {describe_devices(strategy)}; global batch {global_batch_size}; "
         f"{plan.steps_per_epoch} steps per epoch, "
         + (f"{plan.total_steps} steps" if plan.total_steps else f"{budget_minutes:g} min")
-        + f"; precision {precision}, XLA {'on' if jit else 'off'}, seed {seed}"
+        + f"; precision {precision}, XLA {xla}, seed {seed}"
     )
     keras.utils.set_random_seed(seed)
     with strategy.scope():
@@ -212,7 +211,7 @@ def finetune(
             optimizer=optimizer,
             loss=keras.losses.CategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.CategoricalAccuracy(name="top1")],
-            jit_compile=jit,
+            jit_compile=apply_xla(model, xla),
         )
         optimizer.build(model.trainable_variables)
     restored = run.restore(model, plan.steps_per_epoch)

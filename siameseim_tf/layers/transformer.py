@@ -117,6 +117,8 @@ class TransformerBlock(keras.layers.Layer):
         self.fc1 = xavier_dense(self.hidden_dim, "fc1", self.dtype_policy)
         self.fc2 = xavier_dense(dim, "fc2", self.dtype_policy)
         self.seed_generator = keras.random.SeedGenerator(0) if drop_path > 0 else None
+        # Not a constructor argument (not saved): set by compile_blocks_with_xla().
+        self.xla_per_replica = False
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -139,13 +141,45 @@ class TransformerBlock(keras.layers.Layer):
         return branch
 
     def call(self, x, training=False):
-        gamma1 = self.gamma1 if self.layer_scale is not None else None
-        gamma2 = self.gamma2 if self.layer_scale is not None else None
+        if self.xla_per_replica:
+            return self._call_xla(x, training)
         h = ops.cast(self.norm1(x, training=training), x.dtype)
-        x = x + self._residual(self.attn(h), gamma1, training)
+        x = x + self._attention_branch(h, training)
         h = ops.cast(self.norm2(x, training=training), x.dtype)
-        x = x + self._residual(self.fc2(gelu_exact(self.fc1(h))), gamma2, training)
-        return x  # [B, T, D]
+        return x + self._mlp_branch(h, training)  # [B, T, D]
+
+    def _attention_branch(self, h, training):
+        gamma = self.gamma1 if self.layer_scale is not None else None
+        return self._residual(self.attn(h), gamma, training)
+
+    def _mlp_branch(self, h, training):
+        gamma = self.gamma2 if self.layer_scale is not None else None
+        return self._residual(self.fc2(gelu_exact(self.fc1(h))), gamma, training)
+
+    def _call_xla(self, x, training):
+        """The block with its per-replica work XLA-compiled, for tf.distribute runs.
+
+        A new tf.function per trace: each replica traces the step with its own copies of
+        the variables, and one shared function would capture replica 0's (the "resource
+        located in device CPU:1" failure of a whole-step XLA under MirroredStrategy).
+        Synchronised BatchNorm all-reduces across replicas, so its norms stay outside the
+        compiled parts; LayerNorm blocks are compiled whole.
+        """
+        import tensorflow as tf
+
+        def xla(fn):
+            return tf.function(fn, jit_compile=True, autograph=False)
+
+        if self.norm != "batch":
+            self.xla_per_replica = False  # the plain path, traced inside the compiled one
+            try:
+                return xla(lambda t: self.call(t, training))(x)
+            finally:
+                self.xla_per_replica = True
+        h = ops.cast(self.norm1(x, training=training), x.dtype)
+        x = x + xla(lambda t: self._attention_branch(t, training))(h)
+        h = ops.cast(self.norm2(x, training=training), x.dtype)
+        return x + xla(lambda t: self._mlp_branch(t, training))(h)  # [B, T, D]
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -162,3 +196,12 @@ class TransformerBlock(keras.layers.Layer):
             layer_scale=self.layer_scale,
         )
         return config
+
+
+def compile_blocks_with_xla(model: keras.Layer, enabled: bool = True) -> int:
+    """Makes every TransformerBlock of ``model`` XLA-compile its per-replica work (the
+    cross-replica reductions stay outside); returns how many blocks it switched."""
+    blocks = [layer for layer in model._flatten_layers() if isinstance(layer, TransformerBlock)]
+    for block in blocks:
+        block.xla_per_replica = enabled
+    return len(blocks)

@@ -15,23 +15,10 @@ import numpy as np
 from siameseim_tf.training.methods import METHODS as ALL_METHODS
 from siameseim_tf.training.methods import get_method
 from siameseim_tf.training.optimizer import make_optimizer
-from siameseim_tf.training.run import (
-    ResumableRun,
-    require_decodable,
-)
+from siameseim_tf.training.run import ResumableRun, apply_xla, require_decodable, xla_mode
 from siameseim_tf.training.strategy import describe_devices, gpu_hint, select_strategy
 
 METHODS = tuple(ALL_METHODS)
-
-
-def resolve_jit(jit_compile: bool | None, strategy) -> bool:
-    """XLA by default on one replica (measured faster on CPU too: benchmarks/train_step.py).
-
-    Under tf.distribute Keras' XLA train step fails (TF-NOTES; keras #18145, #20763).
-    """
-    if jit_compile is None:
-        return strategy.num_replicas_in_sync == 1
-    return jit_compile
 
 
 def build_model(method: str, **model_args) -> keras.Model:
@@ -153,7 +140,9 @@ def pretrain(
             this many steps (checkpoints every few steps would cost more than training).
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
-        jit_compile: XLA-compile the train step; default: on with one replica only.
+        jit_compile: XLA; default (None): the whole step on one replica, the per-replica
+            transformer blocks under MirroredStrategy, off under MultiWorker (see
+            :func:`~siameseim_tf.training.run.xla_mode`); False: graph mode.
         fast_resize: bilinear view resizing without antialiasing instead of bicubic.
         color: the colour augmentations of method §1 (off: crops and flips only).
         monitors: collapse monitors (feature std, effective rank) on a probe batch.
@@ -200,7 +189,7 @@ def pretrain(
         name=source.name,
     )
     image_size, patch_size = model_args["image_size"], model_args["patch_size"]
-    jit = resolve_jit(jit_compile, strategy)
+    xla = xla_mode(jit_compile, strategy)
     if hint := gpu_hint():
         say(hint)
     say(
@@ -216,7 +205,7 @@ def pretrain(
     )
     say(
         f"[pretrain] {method}: {plan.steps_per_epoch} steps per epoch, {length}; "
-        f"precision {precision}, XLA {'on' if jit else 'off'}, seed {seed}"
+        f"precision {precision}, XLA {xla}, seed {seed}"
     )
     keras.utils.set_random_seed(seed)  # initialisation; the data has its own seeded stream
     with strategy.scope():
@@ -226,7 +215,7 @@ def pretrain(
         optimizer = make_optimizer(
             base_lr, global_batch_size, plan.steps_per_epoch, 1, 0, weight_decay
         )
-        model.compile(optimizer=optimizer, jit_compile=jit)
+        model.compile(optimizer=optimizer, jit_compile=apply_xla(model, xla))
         # Built before fit: avoids Keras' symbolic build under MultiWorker (keras #20585).
         model.optimizer.build(model.trainable_variables)
     restored = run.restore(model, plan.steps_per_epoch)

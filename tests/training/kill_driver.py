@@ -49,6 +49,9 @@ model, history = pretrain(
     seed=0,
     monitors=False,
     strategy=select_strategy(devices=devices) if devices else None,
+    # 2 replicas: graph mode (the resume logic is the same in every XLA mode; this keeps
+    # each restart's compile short).
+    jit_compile=False if devices else None,
     extra_callbacks=[SlowSteps()],
 )
 if history is not None and (__import__("pathlib").Path(args.run) / "finished.json").exists():

@@ -19,16 +19,19 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from siameseim_tf import SiameseIM  # noqa: E402
+from siameseim_tf.layers.transformer import compile_blocks_with_xla  # noqa: E402
 from siameseim_tf.training.callbacks import MomentumSchedule  # noqa: E402
 from tests.helpers import TINY, random_batch  # noqa: E402
 
 STEPS, GLOBAL_BATCH = 3, 8
 
 
-def train(strategy, initial_weights, policy):
+def train(strategy, initial_weights, policy, xla_blocks=False):
     keras.config.set_dtype_policy(policy)
     with strategy.scope():
         model = SiameseIM(**TINY, base_momentum=0.9, clip_grad_norm=0.5)
+        if xla_blocks:
+            compile_blocks_with_xla(model)
         if initial_weights is not None:
             model.set_weights(initial_weights)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
@@ -64,11 +67,15 @@ def apply_control(control: str) -> None:
         raise ValueError(f"unknown control {control!r}")
 
 
-def main(policy: str = "float32", control: str = "none") -> dict:
+def main(policy: str = "float32", control: str = "none", mode: str = "graph") -> dict:
+    """``mode`` "xla_blocks": the 2-replica run XLA-compiles its transformer blocks."""
     apply_control(control)
     start, single, single_history = train(tf.distribute.get_strategy(), None, policy)
-    _, mirrored, mirrored_history = train(tf.distribute.MirroredStrategy(DEVICES), start, policy)
-    report = {"replicas": 2, "steps": STEPS, "policy": policy, "control": control}
+    mirrored_strategy = tf.distribute.MirroredStrategy(DEVICES)
+    _, mirrored, mirrored_history = train(
+        mirrored_strategy, start, policy, xla_blocks=mode == "xla_blocks"
+    )
+    report = {"replicas": 2, "steps": STEPS, "policy": policy, "control": control, "mode": mode}
     initial = dict(zip([w.path for w in single.weights], start))
     mirrored_groups = groups(mirrored)
     for name, variables in groups(single).items():
