@@ -10,10 +10,11 @@ import math
 
 import tensorflow as tf
 
+# rel_pos columns, method §1 order: defined once, beside the embedding that reads them.
+from siameseim_tf.layers.position import REL_POS_COLUMNS  # noqa: F401 - data re-exports it
+
 CROP_TRIES = 10
 RATIO = (3.0 / 4.0, 4.0 / 3.0)
-# rel_pos columns, method §1 order.
-REL_POS_COLUMNS = ("delta_i", "delta_j", "delta_h", "delta_w", "relative_flip", "flip_delta_j")
 # boxes columns: one row per view, ORIGINAL (unflipped) image pixels.
 BOX_COLUMNS = ("top", "left", "height", "width", "flipped")
 
