@@ -54,9 +54,9 @@ def test_int8_is_written_and_reported(onnx_export):
 
 def test_int8_meets_the_accuracy_floor(onnx_export):
     """Per-channel, reduced-range weights meet the floor the export enforces (measured on
-    an AVX-512 + VNNI CPU and an AVX2-only EPYC without VNNI). On a CPU without VNNI (ONNX Runtime's u8s8 kernels can saturate
-    there) a shortfall is reported as a skip with the figures: the export then refuses the
-    file, which is what holds on every CPU."""
+    an AVX-512 + VNNI CPU and an AVX2-only EPYC without VNNI). Should a CPU without VNNI
+    fall short (ONNX Runtime's u8s8 kernels can saturate there), the shortfall is a skip
+    with the figures: the export then refuses the file, which holds on every CPU."""
     from siameseim_tf.export.onnx import INT8_MIN_COSINE
 
     short = {
