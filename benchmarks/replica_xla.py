@@ -11,7 +11,6 @@ medians over rounds; JSON out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -28,7 +27,7 @@ DEVICES = split_cpu(2)
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.train_step import model_arguments  # noqa: E402
+from benchmarks.train_step import model_arguments, print_report  # noqa: E402
 from siameseim_tf import SiameseIM  # noqa: E402
 from siameseim_tf.layers.transformer import compile_blocks_with_xla  # noqa: E402
 from tests.helpers import random_batch  # noqa: E402
@@ -97,10 +96,7 @@ def main() -> None:
             r["graph"] / r["xla_blocks"] for r in rounds
         ),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    print_report(report, args.output)
 
 
 if __name__ == "__main__":

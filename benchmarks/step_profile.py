@@ -13,7 +13,6 @@ the visible tokens. JSON out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -26,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.train_step import keras_step, model_arguments  # noqa: E402
+from benchmarks.train_step import keras_step, model_arguments, print_report  # noqa: E402
 from siameseim_tf.layers.norms import make_norm  # noqa: E402
 from siameseim_tf.layers.transformer import (  # noqa: E402
     MultiHeadSelfAttention,
@@ -141,10 +140,7 @@ def main() -> None:
         parts_sum_seconds=total,
         shares_of_parts={k: v / total for k, v in parts.items()},
     )
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    print_report(report, args.output)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,14 @@ def model_arguments(preset: str, image_size: int) -> dict:
     )
 
 
+def print_report(report: dict, output: str | None) -> None:
+    """Prints the JSON report; also writes it to ``output`` when given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output:
+        Path(output).write_text(text + "\n")
+
+
 def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
     """Median float32 matmul GFLOP/s on all threads."""
     a = tf.random.normal((size, size))
@@ -249,10 +257,7 @@ def main() -> None:
     for preset in args.presets:
         report["runs"] += measure_preset(preset, args, variants)
     report["machine"]["load_average_end"] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    print_report(report, args.output)
 
 
 if __name__ == "__main__":

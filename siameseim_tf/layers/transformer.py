@@ -143,6 +143,9 @@ class TransformerBlock(keras.layers.Layer):
     def call(self, x, training=False):
         if self.xla_per_replica:
             return self._call_xla(x, training)
+        return self._forward(x, training)
+
+    def _forward(self, x, training):
         h = ops.cast(self.norm1(x, training=training), x.dtype)
         x = x + self._attention_branch(h, training)
         h = ops.cast(self.norm2(x, training=training), x.dtype)
@@ -171,11 +174,7 @@ class TransformerBlock(keras.layers.Layer):
             return tf.function(fn, jit_compile=True, autograph=False)
 
         if self.norm != "batch":
-            self.xla_per_replica = False  # the plain path, traced inside the compiled one
-            try:
-                return xla(lambda t: self.call(t, training))(x)
-            finally:
-                self.xla_per_replica = True
+            return xla(lambda t: self._forward(t, training))(x)
         h = ops.cast(self.norm1(x, training=training), x.dtype)
         x = x + xla(lambda t: self._attention_branch(t, training))(h)
         h = ops.cast(self.norm2(x, training=training), x.dtype)

@@ -34,6 +34,11 @@ from siameseim_tf.training.resume import fit_resumably
 from siameseim_tf.training.run_length import RunLength
 
 
+def is_multi_worker(strategy) -> bool:
+    """True under a cluster (MultiWorkerMirroredStrategy with TF_CONFIG)."""
+    return bool(getattr(getattr(strategy, "cluster_resolver", None), "task_type", None))
+
+
 def is_chief(strategy) -> bool:
     """True on the worker that writes the real checkpoints (worker 0, or no cluster)."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -72,8 +77,7 @@ def xla_mode(jit_compile: bool | None, strategy) -> str:
         return "off"
     if strategy.num_replicas_in_sync == 1:
         return "step"
-    multi_worker = getattr(getattr(strategy, "cluster_resolver", None), "task_type", None)
-    return "off" if multi_worker and jit_compile is None else "blocks"
+    return "off" if is_multi_worker(strategy) and jit_compile is None else "blocks"
 
 
 def apply_xla(model, mode: str) -> bool:
@@ -169,14 +173,14 @@ class ResumableRun:
     ):
         """``model.fit`` from the restored step to the end of ``plan``, under a notice that
         turns SIGTERM into a checkpoint; ``stream(start, positions)`` builds the data."""
-        multi_worker = getattr(getattr(self.strategy, "cluster_resolver", None), "task_type", None)
         length = RunLength(
             plan,
             schedule,
             started=started,
             record_dir=self.output_dir if self.chief else None,
             strategy=self.strategy,
-            time_stop=not multi_worker,  # workers could disagree on a clock-based stop
+            # workers could disagree on a clock-based stop
+            time_stop=not is_multi_worker(self.strategy),
             log=self.log,
             tag=self.tag,
         )
