@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.train_step import model_arguments, print_report  # noqa: E402
 from siameseim_tf import SiameseIM  # noqa: E402
-from siameseim_tf.layers.transformer import compile_blocks_with_xla  # noqa: E402
+from siameseim_tf.layers.transformer import configure_blocks  # noqa: E402
 from tests.helpers import random_batch  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def mirrored_step(arguments: dict, batch_size: int, xla_blocks: bool):
     with strategy.scope():
         model = SiameseIM(**arguments)
         if xla_blocks:
-            compile_blocks_with_xla(model)
+            configure_blocks(model, xla_per_replica=True)
         model.compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=False)
         model.optimizer.build(model.trainable_variables)
     batch = random_batch(

@@ -20,6 +20,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,6 +32,7 @@ import tensorflow as tf  # noqa: E402
 from siameseim_tf import SiameseIM  # noqa: E402
 from siameseim_tf.models.flops import siameseim_step_flops  # noqa: E402
 from siameseim_tf.models.vit import preset_arguments  # noqa: E402
+from siameseim_tf.training.run import apply_xla  # noqa: E402
 from tests.helpers import random_batch  # noqa: E402
 
 
@@ -73,9 +75,10 @@ def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def time_steps(step, steps: int, repeats: int) -> list[float]:
-    """Seconds per step, one figure per repeat, after one warm-up repeat."""
-    step()
+def time_steps(step, steps: int, repeats: int, warm_up: bool = True) -> list[float]:
+    """Seconds per step, one figure per repeat (after one warm-up step by default)."""
+    if warm_up:
+        step()
     per_repeat = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -85,9 +88,21 @@ def time_steps(step, steps: int, repeats: int) -> list[float]:
     return per_repeat
 
 
-def keras_step(arguments: dict, batch_size: int, jit_compile: bool):
+# name -> (framework, precision, XLA): every variant the benchmark knows.
+VARIANTS = {
+    "keras": ("keras", "float32", False),
+    "keras_xla": ("keras", "float32", True),
+    "keras_bf16": ("keras", "mixed_bfloat16", False),
+    "keras_bf16_xla": ("keras", "mixed_bfloat16", True),
+    "torch": ("torch", "float32", False),
+    "torch_bf16": ("torch", "bfloat16", False),
+}
 
-    model = SiameseIM(**arguments)
+
+def keras_step(arguments: dict, batch_size: int, jit_compile: bool, precision: str = "float32"):
+    model = SiameseIM(**arguments, dtype=precision)
+    # As training/run.py sets a model up for one device: whole step or graph mode.
+    jit_compile = apply_xla(model, "step" if jit_compile else "off")
     model.compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=jit_compile)
     batch = random_batch(
         batch_size,
@@ -102,7 +117,12 @@ def keras_step(arguments: dict, batch_size: int, jit_compile: bool):
     return lambda: model.train_function(iterator)["loss"].numpy()
 
 
-def torch_step(arguments: dict, batch_size: int):
+def torch_step(arguments: dict, batch_size: int, precision: str = "float32"):
+    """The reference step; ``precision="bfloat16"`` runs forward and loss under CPU
+    autocast (torch.autocast("cpu", torch.bfloat16)), the CPU counterpart of the authors'
+    CUDA autocast (which does nothing on a CPU)."""
+    import contextlib
+
     import torch
 
     from tests.convert.torch_reference import SiameseIMReference, to_torch_inputs, unigrad
@@ -136,9 +156,16 @@ def torch_step(arguments: dict, batch_size: int):
         )
     )
 
+    autocast = (
+        (lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+        if precision == "bfloat16"
+        else contextlib.nullcontext
+    )
+
     def step():
-        pred, target = model(*inputs)
-        loss = unigrad(pred, target)
+        with autocast():
+            pred, target = model(*inputs)
+        loss = unigrad(pred.float(), target.float())  # the authors' loss runs in float32
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -152,7 +179,7 @@ class TorchWorker:
     """The PyTorch step in its own process (thread pools of two frameworks in one process
     starve each other), driven line by line: "STEPS" in, seconds per step out."""
 
-    def __init__(self, preset: str, args):
+    def __init__(self, preset: str, args, precision: str = "float32"):
         import subprocess
 
         command = [
@@ -160,6 +187,8 @@ class TorchWorker:
             __file__,
             "--torch-worker",
             preset,
+            "--torch-precision",
+            precision,
             "--image-size",
             str(args.image_size),
             "--batch-size",
@@ -173,6 +202,7 @@ class TorchWorker:
         )
 
     def __call__(self, steps: int = 1) -> float:
+        """Runs ``steps`` steps in the worker; seconds per step."""
         self.process.stdin.write(f"{steps}\n")
         self.process.stdin.flush()
         return float(self.process.stdout.readline())
@@ -183,7 +213,9 @@ class TorchWorker:
 
 
 def torch_worker_loop(preset: str, args) -> None:
-    step = torch_step(model_arguments(preset, args.image_size), args.batch_size)
+    arguments = model_arguments(preset, args.image_size)
+    step = torch_step(arguments, args.batch_size, args.torch_precision)
+    step()  # warm up
     for line in sys.stdin:
         print(time_steps(step, int(line), 1)[0], flush=True)
 
@@ -193,19 +225,26 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
     changing background load hits all of them alike; ratios are taken per round."""
     arguments = model_arguments(preset, args.image_size)
     flops = siameseim_step_flops(args.batch_size, **arguments)
-    steps = {
-        name: torch_step(arguments, args.batch_size)
-        if name == "torch"
-        else keras_step(arguments, args.batch_size, jit_compile=name == "keras_xla")
-        for name in variants
-    }
-    for step in steps.values():
-        step()  # compile / warm up
+    steps = {}
+    for name in variants:
+        framework, precision, xla = VARIANTS[name]
+        if framework == "torch":
+            steps[name] = TorchWorker(preset, args, precision)  # warms up in its process
+        else:
+            keras_fn = keras_step(arguments, args.batch_size, xla, precision)
+            keras_fn()  # compile / warm up
+            steps[name] = partial(time_steps, keras_fn, repeats=1, warm_up=False)
     rounds = []
     for _ in range(args.repeats):
         peak = matmul_peak(repeats=1)
-        seconds = {name: time_steps(step, args.steps, 1)[0] for name, step in steps.items()}
+        seconds = {}
+        for name, step in steps.items():
+            result = step(args.steps)
+            seconds[name] = result if isinstance(result, float) else result[0]
         rounds.append((peak, seconds))
+    for step in steps.values():
+        if isinstance(step, TorchWorker):
+            step.close()
     runs = []
     for name in variants:
         seconds = [r[1][name] for r in rounds]
@@ -221,12 +260,16 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
                 flops / t / (p * 1e9) for p, t in ((r[0], r[1][name]) for r in rounds)
             ),
         }
-        if "torch" in variants and name != "torch":
-            run["speedup_vs_torch"] = statistics.median(r[1]["torch"] / r[1][name] for r in rounds)
+        for baseline in ("torch", "torch_bf16"):
+            if baseline in variants and not name.startswith("torch"):
+                run[f"speedup_vs_{baseline}"] = statistics.median(
+                    r[1][baseline] / r[1][name] for r in rounds
+                )
         runs.append(run)
         print(
-            f"{preset:6s} {name:10s} {run['images_per_second']:7.1f} img/s  "
-            f"MFU {run['mfu']:.1%}  x torch {run.get('speedup_vs_torch', 1.0):.2f}",
+            f"{preset:6s} {name:14s} {run['images_per_second']:7.1f} img/s  "
+            f"MFU {run['mfu']:.1%}  x torch {run.get('speedup_vs_torch', 1.0):.2f}"
+            f"  x torch_bf16 {run.get('speedup_vs_torch_bf16', 1.0):.2f}",
             flush=True,
         )
     return runs
@@ -239,13 +282,20 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--baseline-torch", action="store_true")
+    parser.add_argument("--baseline-torch", action="store_true", help="+ torch, torch_bf16")
+    parser.add_argument(
+        "--variants", nargs="+", choices=sorted(VARIANTS), default=None, help="overrides"
+    )
+    parser.add_argument("--torch-precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--output", default=None)
     parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_worker:
         return torch_worker_loop(args.torch_worker, args)
-    variants = ["keras", "keras_xla"] + (["torch"] if args.baseline_torch else [])
+    variants = args.variants or (
+        ["keras", "keras_xla", "keras_bf16"]
+        + (["torch", "torch_bf16"] if args.baseline_torch else [])
+    )
     report = {
         "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()},
         "batch_size": args.batch_size,

@@ -15,10 +15,11 @@ contiguous planes and the Gaussian blur is two more matrix products without tran
 
 from __future__ import annotations
 
-import functools
 import math
 
 import tensorflow as tf
+
+from siameseim_tf.hardware import cpu_has_native_bf16
 
 FILTER_SUPPORT = {"bicubic": 2.0, "bilinear": 1.0}
 MATMUL_DTYPES = ("auto", "bfloat16", "float32")
@@ -108,23 +109,13 @@ def resize_weights(
     return resize_weight_matrices(sizes, out_size, interpolation, antialias, padded)[0]
 
 
-@functools.lru_cache(maxsize=1)
-def _cpu_has_bf16_matmul() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def matmul_dtype(name: str = "auto") -> tf.DType:
     """ "auto" -> bfloat16 where the CPU multiplies it natively (AMX / AVX512-BF16), else
     float32 (bfloat16 is emulated, slowly, elsewhere)."""
     if name not in MATMUL_DTYPES:
         raise ValueError(f"matmul_dtype {name!r} not in {MATMUL_DTYPES}")
     if name == "auto":
-        return tf.bfloat16 if _cpu_has_bf16_matmul() else tf.float32
+        return tf.bfloat16 if cpu_has_native_bf16() else tf.float32
     return tf.as_dtype(name)
 
 

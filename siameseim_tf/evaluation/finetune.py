@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import keras
+
+from siameseim_tf.hardware import resolve_precision
 import numpy as np
 
 from siameseim_tf.evaluation.optim import make_optimizer, make_probe_optimizer
@@ -164,7 +166,8 @@ def finetune(
     say = print if verbose else (lambda *a, **k: None)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    keras.config.set_dtype_policy(precision)
+    policy, precision_reason = resolve_precision(precision)
+    keras.config.set_dtype_policy(policy)
     strategy = strategy or select_strategy()
     run = ResumableRun(output_dir, strategy, tag="finetune", log=say)
     if run.finished(output_dir / METRICS_FILE):
@@ -188,13 +191,13 @@ def finetune(
         warmup_fraction=None if warmup_epochs else 0.05,
         name=train_source.name,
     )
-    xla = xla_mode(jit_compile, strategy)
+    xla = xla_mode(jit_compile, strategy, policy)
     say(
         f"[finetune] {train_source.name}: {train_source.num_images} images, {num_classes} "
         f"classes; {describe_devices(strategy)}; global batch {global_batch_size}; "
         f"{plan.steps_per_epoch} steps per epoch, "
         + (f"{plan.total_steps} steps" if plan.total_steps else f"{budget_minutes:g} min")
-        + f"; precision {precision}, XLA {xla}, seed {seed}"
+        + f"; precision {policy} ({precision_reason}), XLA {xla}, seed {seed}"
     )
     keras.utils.set_random_seed(seed)
     with strategy.scope():
@@ -249,7 +252,8 @@ def finetune(
         drop_path_rate=drop_path_rate,
         augmentation={f.name: getattr(aug, f.name) for f in fields(aug)},
         seed=seed,
-        precision=precision,
+        precision=policy,
+        precision_reason=precision_reason,
         replicas=strategy.num_replicas_in_sync,
         source=train_source.name,
     )

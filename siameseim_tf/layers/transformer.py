@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from siameseim_tf.layers.fused import gelu_exact_fused
 from siameseim_tf.layers.norms import make_norm
 
 _INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
@@ -62,7 +63,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         tokens = ops.shape(x)[1]
         qkv = ops.reshape(self.qkv(x), (-1, tokens, 3, self.num_heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, hd]
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        # unstack, not qkv[0], qkv[1], qkv[2]: each slice's gradient is a zero-filled
+        # [3, B, H, T, hd] tensor (StridedSliceGrad) summed with the others, measured at a
+        # third of a ViT-Tiny block's backward in graph mode; unstack's gradient is a stack.
+        q, k, v = ops.unstack(qkv, 3, axis=0)  # [B, H, T, hd] each
         scale = ops.cast(1.0 / math.sqrt(self.head_dim), q.dtype)
         attn = ops.softmax(ops.matmul(q * scale, ops.transpose(k, (0, 1, 3, 2))), axis=-1)
         out = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))  # [B, T, H, hd]
@@ -117,8 +121,9 @@ class TransformerBlock(keras.layers.Layer):
         self.fc1 = xavier_dense(self.hidden_dim, "fc1", self.dtype_policy)
         self.fc2 = xavier_dense(dim, "fc2", self.dtype_policy)
         self.seed_generator = keras.random.SeedGenerator(0) if drop_path > 0 else None
-        # Not a constructor argument (not saved): set by compile_blocks_with_xla().
+        # Not constructor arguments (not saved): execution choices set by configure_blocks.
         self.xla_per_replica = False
+        self.fused_gelu = False
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -157,7 +162,11 @@ class TransformerBlock(keras.layers.Layer):
 
     def _mlp_branch(self, h, training):
         gamma = self.gamma2 if self.layer_scale is not None else None
-        return self._residual(self.fc2(gelu_exact(self.fc1(h))), gamma, training)
+        # Fused kernels only in graph-mode training (set by configure_blocks): inside an
+        # XLA cluster the custom gradient stops XLA's own fusion (measured slower), and
+        # inference / export keep plain, ONNX-exportable ops.
+        gelu = gelu_exact_fused if training and self.fused_gelu else gelu_exact
+        return self._residual(self.fc2(gelu(self.fc1(h))), gamma, training)
 
     def _call_xla(self, x, training):
         """The block with its per-replica work XLA-compiled, for tf.distribute runs.
@@ -197,10 +206,19 @@ class TransformerBlock(keras.layers.Layer):
         return config
 
 
-def compile_blocks_with_xla(model: keras.Layer, enabled: bool = True) -> int:
-    """Makes every TransformerBlock of ``model`` XLA-compile its per-replica work (the
-    cross-replica reductions stay outside); returns how many blocks it switched."""
+def configure_blocks(
+    model: keras.Layer, xla_per_replica: bool = False, fused_gelu: bool = False
+) -> int:
+    """Sets how every TransformerBlock of ``model`` executes; returns how many it set.
+
+    Args:
+        xla_per_replica: XLA-compile each block's per-replica work (the cross-replica
+            reductions stay outside), for tf.distribute runs.
+        fused_gelu: in training, GELU forward and backward as two fused kernels
+            (:func:`~siameseim_tf.layers.fused.gelu_exact_fused`), for graph mode.
+    """
     blocks = [layer for layer in model._flatten_layers() if isinstance(layer, TransformerBlock)]
     for block in blocks:
-        block.xla_per_replica = enabled
+        block.xla_per_replica = xla_per_replica
+        block.fused_gelu = fused_gelu
     return len(blocks)

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 import keras
+
+from siameseim_tf.hardware import resolve_precision
 import numpy as np
 
 from siameseim_tf.training.methods import METHODS as ALL_METHODS
@@ -138,7 +140,8 @@ def pretrain(
             over the data; logs and backups are per epoch).
         min_steps_per_epoch: with small data, an epoch of logs and backups is at least
             this many steps (checkpoints every few steps would cost more than training).
-        precision: "float32", "mixed_bfloat16" or "mixed_float16".
+        precision: "float32", "mixed_bfloat16", "mixed_float16", or "auto" (from the
+            hardware: :func:`~siameseim_tf.hardware.resolve_precision`).
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
         jit_compile: XLA; default (None): the whole step on one replica, the per-replica
             transformer blocks under MirroredStrategy, off under MultiWorker (see
@@ -162,7 +165,8 @@ def pretrain(
     say = print if verbose else (lambda *a, **k: None)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    keras.config.set_dtype_policy(precision)
+    policy, precision_reason = resolve_precision(precision)
+    keras.config.set_dtype_policy(policy)
     strategy = strategy or select_strategy()
     run = ResumableRun(output_dir, strategy, tag="pretrain", log=say)
     if run.finished(run.directory / "model.keras"):
@@ -189,7 +193,7 @@ def pretrain(
         name=source.name,
     )
     image_size, patch_size = model_args["image_size"], model_args["patch_size"]
-    xla = xla_mode(jit_compile, strategy)
+    xla = xla_mode(jit_compile, strategy, policy)
     if hint := gpu_hint():
         say(hint)
     say(
@@ -205,7 +209,7 @@ def pretrain(
     )
     say(
         f"[pretrain] {method}: {plan.steps_per_epoch} steps per epoch, {length}; "
-        f"precision {precision}, XLA {xla}, seed {seed}"
+        f"precision {policy} ({precision_reason}), XLA {xla}, seed {seed}"
     )
     keras.utils.set_random_seed(seed)  # initialisation; the data has its own seeded stream
     with strategy.scope():
@@ -269,7 +273,8 @@ def pretrain(
             color=color,
             seed=seed,
             steps_per_epoch=plan.steps_per_epoch,
-            precision=precision,
+            precision=policy,
+            precision_reason=precision_reason,
             replicas=strategy.num_replicas_in_sync,
             source=source.name,
         )

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import keras
 
+from siameseim_tf.hardware import xla_suits
+
 from siameseim_tf.training.callbacks import PreemptionNotice, RunCheckpoint
 from siameseim_tf.training.checkpoints import (
     CHECKPOINT_DIR,
@@ -62,9 +64,12 @@ def worker_directory(output_dir: Path, strategy) -> Path:
     return Path(tempfile.gettempdir()) / name
 
 
-def xla_mode(jit_compile: bool | None, strategy) -> str:
+def xla_mode(jit_compile: bool | None, strategy, policy: str = "float32") -> str:
     """How the train step uses XLA: "step", "blocks" or "off".
 
+    - bfloat16 on a CPU (``policy``): "off" by default, since XLA's CPU backend does not use
+      oneDNN's bfloat16 matmuls (siameseim_tf/hardware.py); graph mode then runs GELU as
+      fused kernels;
     - one replica: "step", the whole train step compiled (Keras ``jit_compile``);
     - MirroredStrategy: "blocks". Keras' XLA step fails under tf.distribute (keras
       #18145, #20763), so each replica's transformer blocks are compiled instead and the
@@ -73,7 +78,7 @@ def xla_mode(jit_compile: bool | None, strategy) -> str:
     - MultiWorkerMirroredStrategy: "off" by default (blocks not measured there; pass
       ``jit_compile=True`` to try them); ``jit_compile=False``: "off" everywhere.
     """
-    if jit_compile is False:
+    if jit_compile is False or (jit_compile is None and not xla_suits(policy)):
         return "off"
     if strategy.num_replicas_in_sync == 1:
         return "step"
@@ -82,9 +87,10 @@ def xla_mode(jit_compile: bool | None, strategy) -> str:
 
 def apply_xla(model, mode: str) -> bool:
     """Sets ``model`` up for ``mode``; returns the ``jit_compile`` to compile it with."""
-    from siameseim_tf.layers.transformer import compile_blocks_with_xla
+    from siameseim_tf.layers.transformer import configure_blocks
 
-    compile_blocks_with_xla(model, enabled=mode == "blocks")
+    # Graph mode gets GELU as fused kernels; under XLA, XLA fuses it better itself.
+    configure_blocks(model, xla_per_replica=mode == "blocks", fused_gelu=mode == "off")
     return mode == "step"
 
 

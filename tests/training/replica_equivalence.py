@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from siameseim_tf import SiameseIM  # noqa: E402
-from siameseim_tf.layers.transformer import compile_blocks_with_xla  # noqa: E402
+from siameseim_tf.layers.transformer import configure_blocks  # noqa: E402
 from siameseim_tf.training.callbacks import MomentumSchedule  # noqa: E402
 from tests.helpers import TINY, random_batch  # noqa: E402
 
@@ -31,7 +31,7 @@ def train(strategy, initial_weights, policy, xla_blocks=False):
     with strategy.scope():
         model = SiameseIM(**TINY, base_momentum=0.9, clip_grad_norm=0.5)
         if xla_blocks:
-            compile_blocks_with_xla(model)
+            configure_blocks(model, xla_per_replica=True)
         if initial_weights is not None:
             model.set_weights(initial_weights)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))

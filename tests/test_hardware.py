@@ -1,0 +1,62 @@
+"""The precision rule: decided from CPU flags and GPU compute capability, never silently."""
+
+from __future__ import annotations
+
+import pytest
+
+from siameseim_tf import hardware
+from siameseim_tf.training.run import xla_mode
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """Sets the CPU flags and GPU capabilities the rule sees."""
+
+    def set_machine(flags=(), gpus=()):
+        monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+        monkeypatch.setattr(hardware, "gpu_compute_capabilities", lambda: list(gpus))
+
+    return set_machine
+
+
+@pytest.mark.parametrize(
+    "flags, gpus, policy",
+    [
+        (("avx2", "fma"), (), "float32"),
+        (("avx2", "avx512f", "avx512_vnni"), (), "float32"),
+        (("avx2", "avx512f", "avx512_bf16"), (), "mixed_bfloat16"),
+        (("avx2", "amx_tile", "amx_bf16"), (), "mixed_bfloat16"),
+        (("avx2",), ((8, 0), (9, 0)), "mixed_bfloat16"),
+        (("amx_bf16",), ((7, 5), (8, 6)), "mixed_float16"),
+    ],
+)
+def test_auto_precision_follows_the_hardware(machine, flags, gpus, policy):
+    machine(flags, gpus)
+    chosen, why = hardware.resolve_precision("auto")
+    assert chosen == policy and why.startswith("auto: ")
+
+
+def test_explicit_precision_is_kept_and_a_wrong_one_refused(machine):
+    machine(("amx_bf16",))
+    assert hardware.resolve_precision("float32") == ("float32", "asked for")
+    with pytest.raises(ValueError, match="bfloat16"):
+        hardware.resolve_precision("bfloat16")
+
+
+def test_bfloat16_on_a_cpu_trains_in_graph_mode(machine):
+    class OneReplica:
+        num_replicas_in_sync = 1
+
+    machine(("amx_bf16",))
+    assert xla_mode(None, OneReplica(), "mixed_bfloat16") == "off"
+    assert xla_mode(True, OneReplica(), "mixed_bfloat16") == "step"  # asked for: kept
+    assert xla_mode(None, OneReplica(), "float32") == "step"
+    machine(("avx2",), ((8, 0),))
+    assert xla_mode(None, OneReplica(), "mixed_bfloat16") == "step"
+
+
+def test_cpu_flags_are_read_from_this_machine():
+    hardware.cpu_flags.cache_clear()
+    flags = hardware.cpu_flags()
+    assert isinstance(flags, frozenset)
+    assert hardware.cpu_has_native_bf16() == bool({"amx_bf16", "avx512_bf16"} & flags)
