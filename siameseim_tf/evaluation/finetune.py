@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import keras
-
-from siameseim_tf.hardware import resolve_precision
 import numpy as np
 
 from siameseim_tf.evaluation.optim import make_optimizer, make_probe_optimizer
+from siameseim_tf.hardware import resolve_precision
 from siameseim_tf.models.classifier import ViTClassifier
 from siameseim_tf.training.schedules import WarmupCosine
 

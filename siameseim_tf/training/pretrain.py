@@ -10,10 +10,9 @@ import os
 from pathlib import Path
 
 import keras
-
-from siameseim_tf.hardware import resolve_precision
 import numpy as np
 
+from siameseim_tf.hardware import resolve_precision
 from siameseim_tf.training.methods import METHODS as ALL_METHODS
 from siameseim_tf.training.methods import get_method
 from siameseim_tf.training.optimizer import make_optimizer

@@ -19,7 +19,6 @@ from pathlib import Path
 import keras
 
 from siameseim_tf.hardware import xla_suits
-
 from siameseim_tf.training.callbacks import PreemptionNotice, RunCheckpoint
 from siameseim_tf.training.checkpoints import (
     CHECKPOINT_DIR,
