@@ -28,6 +28,7 @@ def quick_run(tmp_path_factory):
     return output, completed.stdout
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_results_have_every_row(quick_run):
     output, stdout = quick_run
     results = json.loads((output / "results.json").read_text())

@@ -68,6 +68,7 @@ def _bad_folder(root: str) -> tuple[list[str], dict[str, str]]:
     return good, bad
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_bad_files_are_skipped_counted_and_named(tmp_path):
     good, bad = _bad_folder(str(tmp_path))
     source = image_folder_source(str(tmp_path), max_pixels=10_000)

@@ -78,6 +78,7 @@ def test_kernel_rejects_regions_outside_the_image():
         )
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_fallback_when_disabled_and_fused_backend_then_fails():
     code = (
         "import tensorflow as tf\n"

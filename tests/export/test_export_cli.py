@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import onnx
+import pytest
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -18,6 +19,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_export_both_formats(tiny_encoder, tmp_path):
     checkpoint = str(tmp_path / "encoder.keras")
     tiny_encoder.save(checkpoint)

@@ -254,6 +254,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_two_replicas_match_one_device_with_global_clipping():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     result = subprocess.run(

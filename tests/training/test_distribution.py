@@ -19,6 +19,7 @@ def test_two_replicas_match_one_device():
     assert report["batchnorm_statistics_max_abs_diff"] < 1e-6, report
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_two_replicas_with_xla_compiled_blocks_match_one_device():
     # Per-replica XLA (transformer blocks compiled, all-reduces outside) changes only the
     # rounding: XLA fuses and reorders float32 sums.
@@ -28,6 +29,7 @@ def test_two_replicas_with_xla_compiled_blocks_match_one_device():
         assert report[f"{group}_max_abs_diff"] < 1e-5, report
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 @pytest.mark.parametrize("control", ["local_batchnorm", "local_correlation"])
 def test_equivalence_check_detects_per_replica_statistics(control):
     # Negative controls: a per-replica BatchNorm or correlation matrix must show up.
@@ -35,6 +37,7 @@ def test_equivalence_check_detects_per_replica_statistics(control):
     assert report["online_max_abs_diff"] > 1e-5, report
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_float16_overflow_on_one_replica_skips_the_step_everywhere():
     report = run_module("tests.training.loss_scale_skip")
     assert report["optimizer"] == "LossScaleOptimizer"
@@ -42,6 +45,7 @@ def test_float16_overflow_on_one_replica_skips_the_step_everywhere():
     assert report["scale_after"] == report["scale_before"] / 2, report
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_local_skip_decision_would_corrupt_weights():
     # The failure the global decision prevents (TF-NOTES): replica 0 alone says "finite".
     report = run_module("tests.training.loss_scale_skip", "local_gradients")

@@ -34,6 +34,7 @@ def test_collapse_warning_thresholds():
     assert collapse_warning(0.5, 4.0, 6.0) is None
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_monitor_logs_reach_csv(tmp_path):
     from siameseim_tf.data import array_source
     from siameseim_tf.training.pretrain import pretrain

@@ -43,6 +43,7 @@ def test_user_errors_are_one_line(tmp_path, capsys, argv, fragment):
     assert code == 2 and len(err) == 1 and fragment in err[0], err
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_train_folder_only_auto_recipe_and_exact_steps(tmp_path, capsys):
     _folder(tmp_path / "train", count=48)
     _folder(tmp_path / "test", count=8, seed=1)

@@ -55,6 +55,7 @@ def log_epochs(directory) -> list[int]:
     return [int(row.split(",")[0]) for row in rows]
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_crash_resume_reaches_the_uninterrupted_weights(tmp_path):
     reference, _ = run(tmp_path / "a", seed=3)
     with pytest.raises(KeyboardInterrupt):  # mid-epoch 2 of 3 (4 steps), a backup at step 6

@@ -42,6 +42,7 @@ def images(count=48):
     return np.random.default_rng(0).integers(0, 255, (count, 36, 36, 3), dtype=np.uint8)
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_total_steps_ends_mid_epoch_with_schedules_sized(tmp_path):
     model, history = pretrain(
         array_source(images()),
@@ -60,6 +61,7 @@ def test_total_steps_ends_mid_epoch_with_schedules_sized(tmp_path):
     assert float(schedule(5)) == pytest.approx(0.0, abs=1e-9)  # cosine ended at the last step
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_budget_run_decides_steps_records_them_and_stops(tmp_path, capsys):
     model, _ = pretrain(
         array_source(images()),
@@ -82,6 +84,7 @@ def test_budget_run_decides_steps_records_them_and_stops(tmp_path, capsys):
     assert "s/step measured" in out and "compiling the train step" in out
 
 
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     def weights(seed, name):
         model, _ = pretrain(
