@@ -1,7 +1,8 @@
 """Training-step speed of SiameseIM on this machine: images/s and model FLOPs utilisation.
 
 MFU = model FLOPs per step (siameseim_tf.models.flops) / step time / measured matmul peak
-(float32 tf.matmul, the same cores, measured in the same round). Variants run round-robin
+(tf.matmul of the variant's precision, float32 or bfloat16, on the same cores, measured in
+the same round; a bf16 peak is only meaningful on CPUs with native bf16). Variants run round-robin
 so background load hits them alike; medians over rounds; JSON out.
 
     python benchmarks/train_step.py --presets tiny small --output train_step.json
@@ -60,9 +61,9 @@ def print_report(report: dict, output: str | None) -> None:
         Path(output).write_text(text + "\n")
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-    """Median float32 matmul GFLOP/s on all threads."""
-    a = tf.random.normal((size, size))
+def matmul_peak(size: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
+    """Median matmul GFLOP/s on all threads (graph mode: oneDNN), float32 or bfloat16."""
+    a = tf.cast(tf.random.normal((size, size)), dtype)
     matmul = tf.function(lambda x: tf.matmul(x, x))
     matmul(a).numpy()
     times = []
@@ -236,7 +237,7 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
             steps[name] = partial(time_steps, keras_fn, repeats=1, warm_up=False)
     rounds = []
     for _ in range(args.repeats):
-        peak = matmul_peak(repeats=1)
+        peak = {dtype: matmul_peak(repeats=1, dtype=dtype) for dtype in ("float32", "bfloat16")}
         seconds = {}
         for name, step in steps.items():
             result = step(args.steps)
@@ -249,6 +250,7 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
     for name in variants:
         seconds = [r[1][name] for r in rounds]
         median = statistics.median(seconds)
+        dtype = "bfloat16" if "bfloat16" in VARIANTS[name][1] else "float32"
         run = {
             "preset": preset,
             "implementation": name,
@@ -256,9 +258,9 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
             "median_step_seconds": median,
             "images_per_second": args.batch_size / median,
             "model_gflops_per_step": flops / 1e9,
-            "mfu": statistics.median(
-                flops / t / (p * 1e9) for p, t in ((r[0], r[1][name]) for r in rounds)
-            ),
+            "mfu": statistics.median(flops / r[1][name] / (r[0][dtype] * 1e9) for r in rounds),
+            "mfu_against": f"{dtype} matmul peak",
+            "matmul_peak_gflops": statistics.median(r[0][dtype] for r in rounds),
         }
         for baseline in ("torch", "torch_bf16"):
             if baseline in variants and not name.startswith("torch"):

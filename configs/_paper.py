@@ -21,7 +21,7 @@ PAPER_TRAIN = dict(
     warmup_epochs=40,
     weight_decay=0.05,
     crop_min=0.08,
-    precision="mixed_bfloat16",
+    precision="auto",  # bf16 on Ampere+ GPUs and bf16 CPUs, fp16 on older GPUs (hardware.py)
     backup_every_steps=500,
     log_every_steps=50,
 )

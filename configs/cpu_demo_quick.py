@@ -27,7 +27,7 @@ CONFIG = {
         base_lr=1e-3,
         warmup_epochs=0.2,
         crop_min=0.3,
-        precision="float32",
+        precision="auto",  # bf16 where the CPU multiplies it natively, else float32
     ),
 }
 

@@ -35,6 +35,6 @@ CONFIG = {
             switch_prob=0.5,
             label_smoothing=0.1,
         ),
-        precision="mixed_bfloat16",
+        precision="auto",  # bf16 on Ampere+ GPUs and bf16 CPUs, else fp16 / fp32 (hardware.py)
     ),
 }

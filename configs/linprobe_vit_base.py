@@ -24,6 +24,6 @@ CONFIG = {
         min_lr=0.0,
         weight_decay=0.0,
         augmentation=dict(crop_min=0.08),
-        precision="mixed_bfloat16",
+        precision="auto",  # bf16 on Ampere+ GPUs and bf16 CPUs, else fp16 / fp32 (hardware.py)
     ),
 }

@@ -41,6 +41,7 @@ def test_results_have_every_row(quick_run):
     assert "| pretrained |" in stdout  # the printed table
 
 
+@pytest.mark.slow  # shares the quick demo run (~30 s on a fast CPU)
 def test_report_is_a_png(quick_run):
     from PIL import Image
 
@@ -52,6 +53,7 @@ def test_report_is_a_png(quick_run):
         assert min(image.size) > 200
 
 
+@pytest.mark.slow  # shares the quick demo run (~30 s on a fast CPU)
 def test_exports_exist(quick_run):
     output, _ = quick_run
     saved = output / "export" / "saved_model" / "siameseim" / "1"

@@ -1,13 +1,18 @@
-"""Exact GELU for training, its forward and its backward each one fused XLA kernel.
+"""Fused kernels for graph-mode training: GELU, LayerNorm, and softmax's backward.
 
 In graph mode (the bfloat16 path on CPUs, where XLA cannot use oneDNN's AMX / AVX512-BF16
-matmuls) TensorFlow runs every element-wise op of ``gelu_exact`` and of its automatic
-gradient as a separate pass over the [B, T, 4D] activations: nine passes, measured at a
-fifth of a ViT-Tiny block's training time. Here the forward is one kernel and the
-backward another, with the derivative written out:
-d/dx [x Phi(x)] = Phi(x) + x phi(x), Phi the normal CDF, phi its density.
-Same values as ``gelu_exact`` (tests/layers/test_fused.py); inference and export keep
-``gelu_exact`` (plain ops, exportable to ONNX).
+matmuls) TensorFlow runs every element-wise op of an expression and of its automatic
+gradient as a separate pass over memory. Here each forward and each backward is one
+XLA-compiled kernel with its derivative written out (docs/speed.md has the op profile):
+
+- GELU: d/dx [x Phi(x)] = Phi(x) + x phi(x), Phi the normal CDF, phi its density;
+- LayerNorm (statistics in float32): with x_hat = (x - mean) * rstd and g = dy * gamma,
+  dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)), dgamma = sum(dy * x_hat),
+  dbeta = sum(dy);
+- softmax keeps oneDNN's forward; its backward dz = y * (dy - sum(dy * y)) is one kernel.
+
+Same values as the plain ops (tests/layers/test_fused.py). Inference and export use the
+plain ops (exportable to ONNX); under a whole-step XLA compile XLA fuses those itself.
 """
 
 from __future__ import annotations
@@ -19,8 +24,15 @@ _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+def _xla(fn):
+    import tensorflow as tf
+
+    # No variables are captured, so one function serves every replica.
+    return tf.function(fn, jit_compile=True, autograph=False)
+
+
 @functools.cache
-def _kernels():
+def _gelu_kernels():
     import tensorflow as tf
 
     def normal_cdf(x):
@@ -35,19 +47,86 @@ def _kernels():
         pdf = tf.exp(-0.5 * tf.square(xf)) * _INV_SQRT_2PI
         return tf.cast(tf.cast(dy, tf.float32) * (normal_cdf(xf) + xf * pdf), dy.dtype)
 
-    # No variables are captured, so one function serves every replica.
-    compile_ = functools.partial(tf.function, jit_compile=True, autograph=False)
-    return compile_(forward), compile_(backward)
+    return _xla(forward), _xla(backward)
 
 
 def gelu_exact_fused(x):
     """``x * Phi(x)`` with a fused forward and a fused, hand-written backward."""
     import tensorflow as tf
 
-    forward, backward = _kernels()
+    forward, backward = _gelu_kernels()
 
     @tf.custom_gradient
     def gelu(inputs):
         return forward(inputs), lambda dy: backward(inputs, dy)
 
     return gelu(x)
+
+
+@functools.cache
+def _layer_norm_kernels(epsilon: float):
+    import tensorflow as tf
+
+    def normalise(x):
+        xf = tf.cast(x, tf.float32)
+        mean = tf.reduce_mean(xf, axis=-1, keepdims=True)
+        rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(xf - mean), axis=-1, keepdims=True) + epsilon)
+        return (xf - mean) * rstd, rstd
+
+    def forward(x, gamma, beta):
+        x_hat, _ = normalise(x)
+        return tf.cast(x_hat * gamma + beta, x.dtype)
+
+    def backward(x, gamma, dy):
+        x_hat, rstd = normalise(x)  # recomputed: cheaper than keeping [B, T, D] float32
+        dyf = tf.cast(dy, tf.float32)
+        g = dyf * gamma
+        mean_g = tf.reduce_mean(g, axis=-1, keepdims=True)
+        mean_gx = tf.reduce_mean(g * x_hat, axis=-1, keepdims=True)
+        dx = rstd * (g - mean_g - x_hat * mean_gx)
+        axes = list(range(len(x.shape) - 1))
+        return (
+            tf.cast(dx, x.dtype),
+            tf.reduce_sum(dyf * x_hat, axis=axes),
+            tf.reduce_sum(dyf, axis=axes),
+        )
+
+    return _xla(forward), _xla(backward)
+
+
+def layer_norm_fused(x, gamma, beta, epsilon: float):
+    """LayerNorm over the last axis, statistics in float32, output in ``x.dtype``."""
+    import tensorflow as tf
+
+    forward, backward = _layer_norm_kernels(float(epsilon))
+
+    @tf.custom_gradient
+    def layer_norm(inputs, scale, offset):
+        return forward(inputs, scale, offset), lambda dy: backward(inputs, scale, dy)
+
+    return layer_norm(x, tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32))
+
+
+@functools.cache
+def _softmax_backward():
+    import tensorflow as tf
+
+    def backward(y, dy):
+        yf, dyf = tf.cast(y, tf.float32), tf.cast(dy, tf.float32)
+        return tf.cast(yf * (dyf - tf.reduce_sum(dyf * yf, axis=-1, keepdims=True)), y.dtype)
+
+    return _xla(backward)
+
+
+def softmax_fused(x):
+    """Softmax over the last axis (oneDNN forward) with a one-kernel backward."""
+    import tensorflow as tf
+
+    backward = _softmax_backward()
+
+    @tf.custom_gradient
+    def softmax(logits):
+        y = tf.nn.softmax(logits, axis=-1)
+        return y, lambda dy: backward(y, dy)
+
+    return softmax(x)

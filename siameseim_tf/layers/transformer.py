@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from siameseim_tf.layers.fused import gelu_exact_fused
+from siameseim_tf.layers.fused import gelu_exact_fused, layer_norm_fused, softmax_fused
 from siameseim_tf.layers.norms import make_norm
 
 _INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
@@ -54,12 +54,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
         self.proj = xavier_dense(dim, "proj", self.dtype_policy)
+        self.fused_softmax = False  # not saved: set by configure_blocks for graph mode
 
     def build(self, input_shape):
         self.qkv.build(input_shape)
         self.proj.build(tuple(input_shape[:-1]) + (self.dim,))  # a list when loaded
 
-    def call(self, x):
+    def call(self, x, training=False):
         tokens = ops.shape(x)[1]
         qkv = ops.reshape(self.qkv(x), (-1, tokens, 3, self.num_heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, hd]
@@ -68,7 +69,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         # third of a ViT-Tiny block's backward in graph mode; unstack's gradient is a stack.
         q, k, v = ops.unstack(qkv, 3, axis=0)  # [B, H, T, hd] each
         scale = ops.cast(1.0 / math.sqrt(self.head_dim), q.dtype)
-        attn = ops.softmax(ops.matmul(q * scale, ops.transpose(k, (0, 1, 3, 2))), axis=-1)
+        softmax = softmax_fused if training and self.fused_softmax else ops.softmax
+        attn = softmax(ops.matmul(q * scale, ops.transpose(k, (0, 1, 3, 2))))  # [B, H, T, T]
         out = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))  # [B, T, H, hd]
         return self.proj(ops.reshape(out, (-1, tokens, self.dim)))  # [B, T, D]
 
@@ -123,7 +125,7 @@ class TransformerBlock(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(0) if drop_path > 0 else None
         # Not constructor arguments (not saved): execution choices set by configure_blocks.
         self.xla_per_replica = False
-        self.fused_gelu = False
+        self.fused_kernels = False
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -151,21 +153,25 @@ class TransformerBlock(keras.layers.Layer):
         return self._forward(x, training)
 
     def _forward(self, x, training):
-        h = ops.cast(self.norm1(x, training=training), x.dtype)
-        x = x + self._attention_branch(h, training)
-        h = ops.cast(self.norm2(x, training=training), x.dtype)
-        return x + self._mlp_branch(h, training)  # [B, T, D]
+        x = x + self._attention_branch(self._norm(self.norm1, x, training), training)
+        return x + self._mlp_branch(self._norm(self.norm2, x, training), training)  # [B, T, D]
+
+    def _norm(self, norm, x, training):
+        """The norm in float32, returned in the block's compute dtype."""
+        if training and self.fused_kernels and self.norm == "layer":
+            return layer_norm_fused(x, norm.gamma, norm.beta, norm.epsilon)
+        return ops.cast(norm(x, training=training), x.dtype)
 
     def _attention_branch(self, h, training):
         gamma = self.gamma1 if self.layer_scale is not None else None
-        return self._residual(self.attn(h), gamma, training)
+        return self._residual(self.attn(h, training=training), gamma, training)
 
     def _mlp_branch(self, h, training):
         gamma = self.gamma2 if self.layer_scale is not None else None
         # Fused kernels only in graph-mode training (set by configure_blocks): inside an
-        # XLA cluster the custom gradient stops XLA's own fusion (measured slower), and
-        # inference / export keep plain, ONNX-exportable ops.
-        gelu = gelu_exact_fused if training and self.fused_gelu else gelu_exact
+        # XLA cluster the custom gradient stops XLA's own fusion, and inference / export
+        # keep plain, ONNX-exportable ops.
+        gelu = gelu_exact_fused if training and self.fused_kernels else gelu_exact
         return self._residual(self.fc2(gelu(self.fc1(h))), gamma, training)
 
     def _call_xla(self, x, training):
@@ -184,10 +190,10 @@ class TransformerBlock(keras.layers.Layer):
 
         if self.norm != "batch":
             return xla(lambda t: self._forward(t, training))(x)
-        h = ops.cast(self.norm1(x, training=training), x.dtype)
-        x = x + xla(lambda t: self._attention_branch(t, training))(h)
-        h = ops.cast(self.norm2(x, training=training), x.dtype)
-        return x + xla(lambda t: self._mlp_branch(t, training))(h)  # [B, T, D]
+        x = x + xla(lambda t: self._attention_branch(t, training))(
+            self._norm(self.norm1, x, training)
+        )
+        return x + xla(lambda t: self._mlp_branch(t, training))(self._norm(self.norm2, x, training))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -207,18 +213,18 @@ class TransformerBlock(keras.layers.Layer):
 
 
 def configure_blocks(
-    model: keras.Layer, xla_per_replica: bool = False, fused_gelu: bool = False
+    model: keras.Layer, xla_per_replica: bool = False, fused_kernels: bool = False
 ) -> int:
     """Sets how every TransformerBlock of ``model`` executes; returns how many it set.
 
     Args:
         xla_per_replica: XLA-compile each block's per-replica work (the cross-replica
             reductions stay outside), for tf.distribute runs.
-        fused_gelu: in training, GELU forward and backward as two fused kernels
-            (:func:`~siameseim_tf.layers.fused.gelu_exact_fused`), for graph mode.
+        fused_kernels: in training, GELU, LayerNorm and softmax's backward as fused
+            kernels (:mod:`~siameseim_tf.layers.fused`), for graph mode.
     """
     blocks = [layer for layer in model._flatten_layers() if isinstance(layer, TransformerBlock)]
     for block in blocks:
         block.xla_per_replica = xla_per_replica
-        block.fused_gelu = fused_gelu
+        block.fused_kernels = block.attn.fused_softmax = fused_kernels
     return len(blocks)

@@ -88,8 +88,8 @@ def apply_xla(model, mode: str) -> bool:
     """Sets ``model`` up for ``mode``; returns the ``jit_compile`` to compile it with."""
     from siameseim_tf.layers.transformer import configure_blocks
 
-    # Graph mode gets GELU as fused kernels; under XLA, XLA fuses it better itself.
-    configure_blocks(model, xla_per_replica=mode == "blocks", fused_gelu=mode == "off")
+    # Graph mode gets fused GELU / LayerNorm / softmax kernels; XLA fuses those itself.
+    configure_blocks(model, xla_per_replica=mode == "blocks", fused_kernels=mode == "off")
     return mode == "step"
 
 

@@ -1,16 +1,17 @@
-"""The fused GELU equals the plain one, values and gradients, and a block using it trains
-to the same gradients; attention's q / k / v split is checked by the layer tests."""
+"""The fused kernels equal the plain ops, values and gradients, and a block using them
+trains to the same gradients; attention's q / k / v split is checked by the layer tests."""
 
 from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from siameseim_tf.layers import TransformerBlock, gelu_exact
-from siameseim_tf.layers.fused import gelu_exact_fused
+from siameseim_tf.layers.fused import gelu_exact_fused, layer_norm_fused, softmax_fused
 from siameseim_tf.layers.transformer import configure_blocks
 
 
@@ -53,13 +54,13 @@ def test_fused_gelu_keeps_bfloat16():
 
 
 @pytest.mark.parametrize("norm", ["layer", "batch"])
-def test_block_with_fused_gelu_trains_to_the_same_gradients(norm):
+def test_block_with_fused_kernels_trains_to_the_same_gradients(norm):
     block = TransformerBlock(dim=16, num_heads=2, norm=norm)
     x = tf.random.stateless_normal((3, 7, 16), seed=(1, 2))
     block.build(x.shape)
 
     def grads(fused: bool):
-        assert configure_blocks(block, fused_gelu=fused) == 1
+        assert configure_blocks(block, fused_kernels=fused) == 1
 
         @tf.function
         def run():
@@ -72,3 +73,40 @@ def test_block_with_fused_gelu_trains_to_the_same_gradients(norm):
 
     for fused, plain in zip(grads(True), grads(False)):
         np.testing.assert_allclose(fused, plain, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_fused_layer_norm_equals_keras_layer_norm(graph):
+    norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype="float32")
+    x = tf.random.stateless_normal((3, 5, 24), seed=(3, 4)) * 3.0 + 1.0
+    norm.build(x.shape)
+    norm.gamma.assign(tf.random.stateless_normal((24,), seed=(5, 6)))
+    norm.beta.assign(tf.random.stateless_normal((24,), seed=(7, 8)))
+    weight = tf.random.stateless_normal(x.shape, seed=(9, 9))
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(fn(x) * weight)
+        return [fn(x), *tape.gradient(loss, [x, norm.gamma.value, norm.beta.value])]
+
+    def fused(t):
+        return layer_norm_fused(t, norm.gamma.value, norm.beta.value, norm.epsilon)
+
+    wrap = tf.function if graph else (lambda f: f)
+    for got, want in zip(wrap(lambda: run(fused))(), wrap(lambda: run(norm))()):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5, rtol=1e-5)
+
+
+def test_fused_softmax_gradient_equals_autodiff():
+    logits = tf.random.stateless_normal((2, 3, 7, 7), seed=(1, 1)) * 4.0
+    weight = tf.random.stateless_normal(logits.shape, seed=(2, 2))
+
+    def grad(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            loss = tf.reduce_sum(fn(logits) * weight)
+        return fn(logits).numpy(), tape.gradient(loss, logits).numpy()
+
+    for got, want in zip(grad(softmax_fused), grad(lambda t: tf.nn.softmax(t, axis=-1))):
+        np.testing.assert_allclose(got, want, atol=1e-6)
