@@ -26,15 +26,16 @@ from tests.helpers import TINY, random_batch  # noqa: E402
 STEPS, GLOBAL_BATCH = 3, 8
 
 
-def train(strategy, initial_weights, policy, xla_blocks=False):
+def train(strategy, initial_weights, policy, xla_blocks=False, fused=False):
+    """``fused``: graph mode with the fused kernels (the bf16-on-CPU path)."""
     keras.config.set_dtype_policy(policy)
     with strategy.scope():
         model = SiameseIM(**TINY, base_momentum=0.9, clip_grad_norm=0.5)
-        if xla_blocks:
-            configure_blocks(model, xla_per_replica=True)
+        configure_blocks(model, xla_per_replica=xla_blocks, fused_kernels=fused)
         if initial_weights is not None:
             model.set_weights(initial_weights)
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+        compile_options = {"jit_compile": False} if fused else {}
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), **compile_options)
         model.optimizer.build(model.trainable_variables)
     start = [np.array(w) for w in model.get_weights()]
     batches = [random_batch(GLOBAL_BATCH, seed=s) for s in range(STEPS)]
@@ -68,12 +69,14 @@ def apply_control(control: str) -> None:
 
 
 def main(policy: str = "float32", control: str = "none", mode: str = "graph") -> dict:
-    """``mode`` "xla_blocks": the 2-replica run XLA-compiles its transformer blocks."""
+    """``mode`` "xla_blocks": the 2-replica run XLA-compiles its transformer blocks;
+    "fused": both runs in graph mode with the fused kernels."""
     apply_control(control)
-    start, single, single_history = train(tf.distribute.get_strategy(), None, policy)
+    fused = mode == "fused"
+    start, single, single_history = train(tf.distribute.get_strategy(), None, policy, fused=fused)
     mirrored_strategy = tf.distribute.MirroredStrategy(DEVICES)
     _, mirrored, mirrored_history = train(
-        mirrored_strategy, start, policy, xla_blocks=mode == "xla_blocks"
+        mirrored_strategy, start, policy, xla_blocks=mode == "xla_blocks", fused=fused
     )
     report = {"replicas": 2, "steps": STEPS, "policy": policy, "control": control, "mode": mode}
     initial = dict(zip([w.path for w in single.weights], start))
