@@ -20,19 +20,12 @@ def test_two_replicas_match_one_device():
 
 
 @pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
-def test_two_replicas_with_fused_kernels_match_one_device():
-    # Graph mode with fused GELU / LayerNorm / softmax kernels, the path of bf16 on CPUs.
-    report = run_module("tests.training.replica_equivalence", "float32", "none", "fused")
-    for group in ("online", "target", "batchnorm_statistics"):
-        assert report[f"{group}_max_abs_change"] > 1e-3, report
-        assert report[f"{group}_max_abs_diff"] < 1e-5, report
-
-
-@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
-def test_two_replicas_with_xla_compiled_blocks_match_one_device():
-    # Per-replica XLA (transformer blocks compiled, all-reduces outside) changes only the
-    # rounding: XLA fuses and reorders float32 sums.
-    report = run_module("tests.training.replica_equivalence", "float32", "none", "xla_blocks")
+@pytest.mark.parametrize("mode", ["xla_blocks", "fused"])
+def test_other_execution_modes_match_one_device(mode):
+    # "xla_blocks": per-replica XLA (blocks compiled, all-reduces outside); "fused": graph
+    # mode with fused GELU / LayerNorm / softmax kernels, the path of bf16 on CPUs. Both
+    # change only the rounding (fused and reordered float32 sums).
+    report = run_module("tests.training.replica_equivalence", "float32", "none", mode)
     for group in ("online", "target", "batchnorm_statistics"):
         assert report[f"{group}_max_abs_change"] > 1e-3, report
         assert report[f"{group}_max_abs_diff"] < 1e-5, report
