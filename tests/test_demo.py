@@ -63,6 +63,7 @@ def test_exports_exist(quick_run):
     assert set(results["exports"]["onnx_parity"]) >= {"embedding", "cls"}
 
 
+@pytest.mark.slow  # 5-10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_bad_data_is_one_line_error(tmp_path):
     completed = subprocess.run(
         [

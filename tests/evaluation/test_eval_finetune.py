@@ -92,6 +92,7 @@ def test_mix_batch_keeps_targets_normalised(mixup, cutmix):
         assert kept == pytest.approx(lam, abs=1e-6)
 
 
+@pytest.mark.slow  # 5-10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_short_fine_tune_learns(fashion_small, make_encoder, tmp_path):
     """Two epochs of 384 images under fit: the training loss falls and the classifier
     reaches twice chance (10 %) on held-out images; the original encoder is untouched."""

@@ -99,6 +99,7 @@ def test_folder_without_class_folders_is_a_clear_error(tmp_path):
         image_folder_source(str(tmp_path), labelled=True)
 
 
+@pytest.mark.slow  # 5-10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_finetune_stream_is_a_function_of_seed_and_position():
     images = np.random.default_rng(0).integers(0, 255, (12, 30, 26, 3)).astype(np.uint8)
     source = array_source(images, "r", np.arange(12) % 3)
@@ -178,6 +179,7 @@ def test_classifier_export_has_probabilities(make_encoder, tmp_path):
     )
 
 
+@pytest.mark.slow  # 5-10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_cli_finetunes_a_class_folder_and_exports(make_encoder, tmp_path, capsys):
     from siameseim_tf.cli import main
 

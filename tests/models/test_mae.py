@@ -152,6 +152,7 @@ def test_keras_round_trip_identical_outputs(model, tmp_path):
     np.testing.assert_array_equal(numpy(loaded(batch)["pred"]), numpy(model(batch)["pred"]))
 
 
+@pytest.mark.slow  # 5-10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_fit_overfits_one_batch():
     keras.utils.set_random_seed(0)
     model = MAE(**TINY_MAE, clip_grad_norm=1.0)

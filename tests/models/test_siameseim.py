@@ -139,6 +139,7 @@ def test_keras_round_trip_and_resume(tmp_path):
     )
 
 
+@pytest.mark.slow  # 5-10 s on a fast CPU: the default run stays under 10 min on slow ones
 def test_mixed_bfloat16_trains():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
