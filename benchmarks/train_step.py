@@ -237,7 +237,8 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
             steps[name] = partial(time_steps, keras_fn, repeats=1, warm_up=False)
     rounds = []
     for _ in range(args.repeats):
-        peak = {dtype: matmul_peak(repeats=1, dtype=dtype) for dtype in ("float32", "bfloat16")}
+        dtypes = {"bfloat16" if "bfloat16" in VARIANTS[n][1] else "float32" for n in variants}
+        peak = {dtype: matmul_peak(repeats=1, dtype=dtype) for dtype in sorted(dtypes)}
         seconds = {}
         for name, step in steps.items():
             result = step(args.steps)
