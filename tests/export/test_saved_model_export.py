@@ -47,6 +47,7 @@ def test_jpeg_bytes_match_server_preprocessing(saved_model_dir, tiny_encoder):
     np.testing.assert_allclose(got["patch_tokens"], expected["tokens"], atol=1e-4)
 
 
+@pytest.mark.slow  # a fresh interpreter / CLI process: ~7 s on a fast CPU
 def test_saved_model_cli_show_all(saved_model_dir):
     result = subprocess.run(
         ["saved_model_cli", "show", "--all", "--dir", saved_model_dir],

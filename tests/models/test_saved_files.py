@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 import siameseim_tf.models  # noqa: F401 - registers the classes
 
@@ -43,6 +44,7 @@ def _fresh_python(code: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # a fresh interpreter / CLI process: ~7 s on a fast CPU
 def test_import_siameseim_tf_after_keras_registers_the_classes():
     path = SAVED / "classifier_tiny_0.1.0.keras"
     code = (
@@ -51,6 +53,7 @@ def test_import_siameseim_tf_after_keras_registers_the_classes():
     assert _fresh_python(code) == "ViTClassifier"
 
 
+@pytest.mark.slow  # a fresh interpreter / CLI process: ~7 s on a fast CPU
 def test_load_model_helper_registers_the_classes():
     path = SAVED / "siameseim_tiny_0.1.0.keras"
     code = f"import siameseim_tf; print(type(siameseim_tf.load_model({str(path)!r})).__name__)"
