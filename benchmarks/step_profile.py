@@ -33,6 +33,9 @@ from siameseim_tf.layers.transformer import (  # noqa: E402
     xavier_dense,
 )
 
+# ISA caps that emulate an older CPU (docs/speed.md), recorded with the figures.
+CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "XLA_FLAGS")
+
 
 def seconds(fn, repeats: int) -> float:
     fn()  # trace / warm up
@@ -44,10 +47,10 @@ def seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def part_time(layer_fn, weights, shape, backward: bool, repeats: int) -> float:
+def part_time(layer_fn, weights, shape, backward: bool, repeats: int, jit: bool) -> float:
     x = tf.random.normal(shape)
 
-    @tf.function
+    @tf.function(jit_compile=jit)
     def run():
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -60,7 +63,7 @@ def part_time(layer_fn, weights, shape, backward: bool, repeats: int) -> float:
     return seconds(lambda: tf.nest.map_structure(lambda t: t.numpy(), run()), repeats)
 
 
-def block_parts(dim: int, heads: int, mlp_ratio: float, norm: str, shape, backward, repeats):
+def block_parts(dim, heads, mlp_ratio, norm, shape, backward, repeats, jit: bool):
     attention = MultiHeadSelfAttention(dim, heads)
     attention.build(shape)
     fc1, fc2 = xavier_dense(int(dim * mlp_ratio), "fc1"), xavier_dense(dim, "fc2")
@@ -70,7 +73,7 @@ def block_parts(dim: int, heads: int, mlp_ratio: float, norm: str, shape, backwa
     norm_layer.build(shape)
     return {
         "attention": part_time(
-            attention, lambda: attention.trainable_weights, shape, backward, repeats
+            attention, lambda: attention.trainable_weights, shape, backward, repeats, jit
         ),
         "mlp": part_time(
             lambda x: fc2(gelu_exact(fc1(x))),
@@ -78,6 +81,7 @@ def block_parts(dim: int, heads: int, mlp_ratio: float, norm: str, shape, backwa
             shape,
             backward,
             repeats,
+            jit,
         ),
         # two norms per block
         "norms": 2
@@ -87,6 +91,7 @@ def block_parts(dim: int, heads: int, mlp_ratio: float, norm: str, shape, backwa
             shape,
             backward,
             repeats,
+            jit,
         ),
     }
 
@@ -98,6 +103,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--jit-compile", action="store_true", help="parts and step XLA-compiled (else graph)"
+    )
     args = parser.parse_args()
     a = model_arguments(args.preset, args.image_size)
     b, n = args.batch_size, (args.image_size // a["patch_size"]) ** 2
@@ -111,27 +119,42 @@ def main() -> None:
         ("momentum projector", d, a["decoder_num_heads"], "batch", 1 + n, False, 2),
         ("predictor", d, a["decoder_num_heads"], "batch", 1 + visible + n, True, 4),
     ]
-    report = {"preset": args.preset, "image_size": args.image_size, "batch_size": b}
+    report = {
+        "preset": args.preset,
+        "image_size": args.image_size,
+        "batch_size": b,
+        "mode": "xla" if args.jit_compile else "graph",
+        "env": {k: os.environ[k] for k in CAPS if k in os.environ},
+    }
     parts: dict[str, float] = {}
     for name, width, heads, norm, tokens, backward, count in stages:
         timed = block_parts(
-            width, heads, a["mlp_ratio"], norm, (b, tokens, width), backward, args.repeats
+            width,
+            heads,
+            a["mlp_ratio"],
+            norm,
+            (b, tokens, width),
+            backward,
+            args.repeats,
+            args.jit_compile,
         )
         for part, t in timed.items():
             parts[f"{name}: {part}"] = count * t
         print(name, {k: round(count * v, 3) for k, v in timed.items()}, flush=True)
-    whole = seconds(keras_step(a, b, jit_compile=False), args.repeats)  # graph mode
+    whole = seconds(keras_step(a, b, jit_compile=args.jit_compile), args.repeats)
     from siameseim_tf import SiameseIM
     from siameseim_tf.models.momentum import update_ema
 
     siam = SiameseIM(**a)
     siam.build()
     pairs = siam.momentum_pairs()
-    update = tf.function(lambda: update_ema(pairs, 0.99))
+    update = tf.function(lambda: update_ema(pairs, 0.99), jit_compile=args.jit_compile)
     parts["momentum update"] = seconds(lambda: update(), args.repeats)
     tokens = tf.random.normal((b, n, e))
     index = tf.argsort(tf.random.uniform((b, n)), axis=1)[:, :visible]
-    gather = tf.function(lambda: tf.gather(tokens, index, batch_dims=1))
+    gather = tf.function(
+        lambda: tf.gather(tokens, index, batch_dims=1), jit_compile=args.jit_compile
+    )
     parts["visible-token gather"] = seconds(lambda: gather().numpy(), args.repeats)
     total = sum(parts.values())
     report.update(

@@ -15,8 +15,23 @@ measurements, written down in docs/speed.md:
 from __future__ import annotations
 
 import functools
+import os
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+# oneDNN's ISA levels (``ONEDNN_MAX_CPU_ISA``) at which its bfloat16 matmuls are native.
+_ONEDNN_BF16_ISAS = frozenset(
+    {
+        "AVX512_CORE_BF16",
+        "AVX512_CORE_FP16",
+        "AVX512_CORE_AMX",
+        "AVX512_CORE_AMX_FP16",
+        "AVX10_1_512",
+        "AVX10_1_512_AMX",
+        "AVX10_1_512_AMX_FP16",
+        "ALL",
+    }
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -32,8 +47,18 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def onednn_isa_cap() -> str | None:
+    """The ISA level oneDNN is capped at (``ONEDNN_MAX_CPU_ISA``), None when uncapped."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return cap.strip().upper() if cap and cap.strip() else None
+
+
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU multiplies bfloat16 in hardware (AMX-BF16 or AVX512-BF16)."""
+    """True when the CPU multiplies bfloat16 in hardware (AMX-BF16 or AVX512-BF16) and
+    oneDNN is allowed to use it (``ONEDNN_MAX_CPU_ISA=AVX2`` makes it emulate bfloat16)."""
+    cap = onednn_isa_cap()
+    if cap is not None and cap not in _ONEDNN_BF16_ISAS:
+        return False
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
@@ -62,6 +87,8 @@ def resolve_precision(precision: str) -> tuple[str, str]:
     if cpu_has_native_bf16():
         flag = "amx_bf16" if "amx_bf16" in cpu_flags() else "avx512_bf16"
         return "mixed_bfloat16", f"auto: the CPU multiplies bfloat16 natively ({flag})"
+    if onednn_isa_cap() is not None and {"amx_bf16", "avx512_bf16"} & cpu_flags():
+        return "float32", f"auto: oneDNN is capped at {onednn_isa_cap()} (no native bfloat16)"
     return "float32", "auto: the CPU has no native bfloat16 (AMX / AVX512-BF16)"
 
 

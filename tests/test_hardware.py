@@ -13,6 +13,8 @@ def machine(monkeypatch):
     """Sets the CPU flags and GPU capabilities the rule sees."""
 
     def set_machine(flags=(), gpus=()):
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+        monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
         monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
         monkeypatch.setattr(hardware, "gpu_compute_capabilities", lambda: list(gpus))
 
@@ -55,7 +57,21 @@ def test_bfloat16_on_a_cpu_trains_in_graph_mode(machine):
     assert xla_mode(None, OneReplica(), "mixed_bfloat16") == "step"
 
 
-def test_cpu_flags_are_read_from_this_machine():
+@pytest.mark.parametrize(
+    "cap, policy",
+    [("AVX2", "float32"), ("avx512_core", "float32"), ("AVX512_CORE_BF16", "mixed_bfloat16")],
+)
+def test_a_onednn_isa_cap_below_bf16_means_float32(machine, monkeypatch, cap, policy):
+    machine(("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    chosen, why = hardware.resolve_precision("auto")
+    assert chosen == policy
+    assert (cap.upper() in why) == (policy == "float32")
+
+
+def test_cpu_flags_are_read_from_this_machine(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     hardware.cpu_flags.cache_clear()
     flags = hardware.cpu_flags()
     assert isinstance(flags, frozenset)
