@@ -25,16 +25,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.train_step import keras_step, model_arguments, print_report  # noqa: E402
+from benchmarks.train_step import keras_step, model_arguments, print_report, recorded_env  # noqa: E402
 from siameseim_tf.layers.norms import make_norm  # noqa: E402
 from siameseim_tf.layers.transformer import (  # noqa: E402
     MultiHeadSelfAttention,
     gelu_exact,
     xavier_dense,
 )
-
-# ISA caps that emulate an older CPU (docs/speed.md), recorded with the figures.
-CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "XLA_FLAGS")
 
 
 def seconds(fn, repeats: int) -> float:
@@ -124,7 +121,7 @@ def main() -> None:
         "image_size": args.image_size,
         "batch_size": b,
         "mode": "xla" if args.jit_compile else "graph",
-        "env": {k: os.environ[k] for k in CAPS if k in os.environ},
+        "env": recorded_env(),
     }
     parts: dict[str, float] = {}
     for name, width, heads, norm, tokens, backward, count in stages:

@@ -36,6 +36,21 @@ from siameseim_tf.models.vit import preset_arguments  # noqa: E402
 from siameseim_tf.training.run import apply_xla  # noqa: E402
 from tests.helpers import random_batch  # noqa: E402
 
+# Settings that change what is measured (ISA caps emulating an older CPU, thread pools),
+# recorded with the figures.
+RECORDED_ENV = (
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "ATEN_CPU_CAPABILITY",
+    "XLA_FLAGS",
+    "TF_NUM_INTEROP_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+)
+
+
+def recorded_env() -> dict:
+    return {k: os.environ[k] for k in RECORDED_ENV if k in os.environ}
+
 
 def model_arguments(preset: str, image_size: int) -> dict:
     """Encoder preset + a decoder as wide as the encoder (heads as the encoder's)."""
@@ -301,6 +316,7 @@ def main() -> None:
     )
     report = {
         "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()},
+        "env": recorded_env(),
         "batch_size": args.batch_size,
         "image_size": args.image_size,
         "steps_per_timing": args.steps,
