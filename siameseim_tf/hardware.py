@@ -3,10 +3,11 @@
 Imports nothing else of the package (data, layers and training all use it). The rules are
 measurements, written down in docs/speed.md:
 
-- a CPU that multiplies bfloat16 natively (AMX-BF16 or AVX512-BF16) runs oneDNN's bfloat16
-  matmuls 4-5x faster than float32 (1354 vs 336 GFLOP/s, 2048^2, Xeon with AMX), so
-  ``precision="auto"`` trains in ``mixed_bfloat16`` there; elsewhere bfloat16 is emulated
-  (slower than float32) and "auto" means ``float32``;
+- a CPU with AMX-BF16 runs oneDNN's bfloat16 matmuls ~4x faster than float32 (1251 vs
+  319 GFLOP/s, 2048^2, Xeon with AMX), so ``precision="auto"`` trains in
+  ``mixed_bfloat16`` there; with AVX512-BF16 alone (oneDNN capped below AMX on the same
+  Xeon) bfloat16 matmuls are slower than float32 (203 vs 312 GFLOP/s; the step 11.6 vs
+  15.7 img/s), and without either bfloat16 is emulated, so elsewhere "auto" is ``float32``;
 - XLA's CPU backend does not hand bfloat16 dots to oneDNN (272 GFLOP/s in bfloat16 under
   XLA vs 1354 in graph mode), so bfloat16 on a CPU trains in graph mode;
 - GPUs: bfloat16 from compute capability 8.0 (Ampere), float16 with loss scaling before.
@@ -19,14 +20,11 @@ import os
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
-# oneDNN's ISA levels (``ONEDNN_MAX_CPU_ISA``) at which its bfloat16 matmuls are native.
-_ONEDNN_BF16_ISAS = frozenset(
+# oneDNN's ISA levels (``ONEDNN_MAX_CPU_ISA``) that include AMX, its fast bfloat16 path.
+_ONEDNN_AMX_ISAS = frozenset(
     {
-        "AVX512_CORE_BF16",
-        "AVX512_CORE_FP16",
         "AVX512_CORE_AMX",
         "AVX512_CORE_AMX_FP16",
-        "AVX10_1_512",
         "AVX10_1_512_AMX",
         "AVX10_1_512_AMX_FP16",
         "ALL",
@@ -53,13 +51,13 @@ def onednn_isa_cap() -> str | None:
     return cap.strip().upper() if cap and cap.strip() else None
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU multiplies bfloat16 in hardware (AMX-BF16 or AVX512-BF16) and
-    oneDNN is allowed to use it (``ONEDNN_MAX_CPU_ISA=AVX2`` makes it emulate bfloat16)."""
+def cpu_has_fast_bf16() -> bool:
+    """True when bfloat16 matmuls beat float32 here: the CPU has AMX-BF16 and oneDNN may
+    use it (``ONEDNN_MAX_CPU_ISA=AVX2`` or ``AVX512_CORE_BF16`` caps it below AMX)."""
     cap = onednn_isa_cap()
-    if cap is not None and cap not in _ONEDNN_BF16_ISAS:
+    if cap is not None and cap not in _ONEDNN_AMX_ISAS:
         return False
-    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    return "amx_bf16" in cpu_flags()
 
 
 def gpu_compute_capabilities() -> list[tuple[int, int]]:
@@ -84,12 +82,13 @@ def resolve_precision(precision: str) -> tuple[str, str]:
         if min(gpus) >= (8, 0):
             return "mixed_bfloat16", "auto: GPUs of compute capability 8.0+ (bfloat16)"
         return "mixed_float16", "auto: GPUs older than compute capability 8.0 (float16)"
-    if cpu_has_native_bf16():
-        flag = "amx_bf16" if "amx_bf16" in cpu_flags() else "avx512_bf16"
-        return "mixed_bfloat16", f"auto: the CPU multiplies bfloat16 natively ({flag})"
-    if onednn_isa_cap() is not None and {"amx_bf16", "avx512_bf16"} & cpu_flags():
-        return "float32", f"auto: oneDNN is capped at {onednn_isa_cap()} (no native bfloat16)"
-    return "float32", "auto: the CPU has no native bfloat16 (AMX / AVX512-BF16)"
+    if cpu_has_fast_bf16():
+        return "mixed_bfloat16", "auto: the CPU multiplies bfloat16 with AMX (amx_bf16)"
+    if onednn_isa_cap() is not None and "amx_bf16" in cpu_flags():
+        return "float32", f"auto: oneDNN is capped at {onednn_isa_cap()} (no AMX)"
+    if "avx512_bf16" in cpu_flags():
+        return "float32", "auto: AVX512-BF16 without AMX multiplies bfloat16 slower than float32"
+    return "float32", "auto: the CPU has no AMX-BF16 (bfloat16 would be emulated)"
 
 
 def xla_suits(policy: str) -> bool:

@@ -39,7 +39,7 @@ _SHORT_RUN_TRAIN = dict(
     min_steps_per_epoch=50,
     weight_decay=0.05,
     crop_min=0.3,
-    precision="auto",  # bf16 where the CPU multiplies it natively, else float32 (hardware.py)
+    precision="auto",  # bf16 where the CPU has AMX-BF16, else float32 (hardware.py)
 )
 _SHORT_RUN_MODEL = dict(
     mlp_ratio=4.0,

@@ -26,7 +26,7 @@ def machine(monkeypatch):
     [
         (("avx2", "fma"), (), "float32"),
         (("avx2", "avx512f", "avx512_vnni"), (), "float32"),
-        (("avx2", "avx512f", "avx512_bf16"), (), "mixed_bfloat16"),
+        (("avx2", "avx512f", "avx512_bf16"), (), "float32"),
         (("avx2", "amx_tile", "amx_bf16"), (), "mixed_bfloat16"),
         (("avx2",), ((8, 0), (9, 0)), "mixed_bfloat16"),
         (("amx_bf16",), ((7, 5), (8, 6)), "mixed_float16"),
@@ -59,7 +59,12 @@ def test_bfloat16_on_a_cpu_trains_in_graph_mode(machine):
 
 @pytest.mark.parametrize(
     "cap, policy",
-    [("AVX2", "float32"), ("avx512_core", "float32"), ("AVX512_CORE_BF16", "mixed_bfloat16")],
+    [
+        ("AVX2", "float32"),
+        ("avx512_core_bf16", "float32"),
+        ("AVX512_CORE_AMX", "mixed_bfloat16"),
+        ("ALL", "mixed_bfloat16"),
+    ],
 )
 def test_a_onednn_isa_cap_below_bf16_means_float32(machine, monkeypatch, cap, policy):
     machine(("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
@@ -69,10 +74,19 @@ def test_a_onednn_isa_cap_below_bf16_means_float32(machine, monkeypatch, cap, po
     assert (cap.upper() in why) == (policy == "float32")
 
 
+def test_avx512_bf16_without_amx_stays_float32_and_says_why(machine):
+    machine(("avx2", "avx512f", "avx512_bf16"))
+    assert hardware.resolve_precision("auto") == (
+        "float32",
+        "auto: AVX512-BF16 without AMX multiplies bfloat16 slower than float32",
+    )
+    assert not hardware.cpu_has_fast_bf16()
+
+
 def test_cpu_flags_are_read_from_this_machine(monkeypatch):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     hardware.cpu_flags.cache_clear()
     flags = hardware.cpu_flags()
     assert isinstance(flags, frozenset)
-    assert hardware.cpu_has_native_bf16() == bool({"amx_bf16", "avx512_bf16"} & flags)
+    assert hardware.cpu_has_fast_bf16() == ("amx_bf16" in flags)

@@ -19,7 +19,7 @@ import math
 
 import tensorflow as tf
 
-from siameseim_tf.hardware import cpu_has_native_bf16
+from siameseim_tf.hardware import cpu_has_fast_bf16
 
 FILTER_SUPPORT = {"bicubic": 2.0, "bilinear": 1.0}
 MATMUL_DTYPES = ("auto", "bfloat16", "float32")
@@ -110,12 +110,12 @@ def resize_weights(
 
 
 def matmul_dtype(name: str = "auto") -> tf.DType:
-    """ "auto" -> bfloat16 where the CPU multiplies it natively (AMX / AVX512-BF16), else
-    float32 (bfloat16 is emulated, slowly, elsewhere)."""
+    """ "auto" -> bfloat16 where the CPU multiplies it with AMX, else float32 (slower or
+    emulated bfloat16 elsewhere)."""
     if name not in MATMUL_DTYPES:
         raise ValueError(f"matmul_dtype {name!r} not in {MATMUL_DTYPES}")
     if name == "auto":
-        return tf.bfloat16 if cpu_has_native_bf16() else tf.float32
+        return tf.bfloat16 if cpu_has_fast_bf16() else tf.float32
     return tf.as_dtype(name)
 
 

@@ -34,8 +34,8 @@ class ViewConfig:
     color: bool = True
     antialias: bool = True  # PIL-like antialiasing when downscaling
     interpolation: str = "bicubic"  # method §1; "bilinear" is the cheaper filter
-    # operands of the resize / blur matrix products: "auto" = bfloat16 on CPUs with native
-    # bfloat16 (AMX / AVX512-BF16), else float32 (docs/data_pipeline.md)
+    # operands of the resize / blur matrix products: "auto" = bfloat16 on CPUs with
+    # AMX-BF16, else float32 (docs/data_pipeline.md)
     matmul_dtype: str = "auto"
     # "auto": the fused C++ kernel (native/) when it can be built here, else TF ops;
     # "fused" requires the kernel; "tf" forces TF ops (the reference implementation)

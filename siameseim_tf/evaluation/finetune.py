@@ -29,6 +29,7 @@ import numpy as np
 from siameseim_tf.evaluation.optim import make_optimizer, make_probe_optimizer
 from siameseim_tf.hardware import resolve_precision
 from siameseim_tf.models.classifier import ViTClassifier
+from siameseim_tf.training.run import restores_dtype_policy
 from siameseim_tf.training.schedules import WarmupCosine
 
 CLASSIFIER_FILE = "classifier.keras"
@@ -95,6 +96,7 @@ def augmentation_from(options: dict[str, Any] | None, protocol: str = "finetune"
     return Augmentation(**options)
 
 
+@restores_dtype_policy
 def finetune(
     encoder: keras.Model,
     train_source,

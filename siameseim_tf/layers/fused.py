@@ -1,6 +1,6 @@
 """Fused kernels for graph-mode training: GELU, LayerNorm, and softmax's backward.
 
-In graph mode (the bfloat16 path on CPUs, where XLA cannot use oneDNN's AMX / AVX512-BF16
+In graph mode (the bfloat16 path on CPUs, where XLA cannot use oneDNN's AMX bfloat16
 matmuls) TensorFlow runs every element-wise op of an expression and of its automatic
 gradient as a separate pass over memory. Here each forward and each backward is one
 XLA-compiled kernel with its derivative written out (docs/speed.md has the op profile):

@@ -16,7 +16,13 @@ from siameseim_tf.hardware import resolve_precision
 from siameseim_tf.training.methods import METHODS as ALL_METHODS
 from siameseim_tf.training.methods import get_method
 from siameseim_tf.training.optimizer import make_optimizer
-from siameseim_tf.training.run import ResumableRun, apply_xla, require_decodable, xla_mode
+from siameseim_tf.training.run import (
+    ResumableRun,
+    apply_xla,
+    require_decodable,
+    restores_dtype_policy,
+    xla_mode,
+)
 from siameseim_tf.training.strategy import describe_devices, gpu_hint, select_strategy
 
 METHODS = tuple(ALL_METHODS)
@@ -88,6 +94,7 @@ def probe_images(source, image_size: int, count: int = 256):
     return tf.stack(list(ds))  # [P, S, S, 3]
 
 
+@restores_dtype_policy
 def pretrain(
     source,
     output_dir: str | os.PathLike,

@@ -10,6 +10,7 @@ written atomically before the checkpoints go.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -33,6 +34,22 @@ from siameseim_tf.training.checkpoints import (
 from siameseim_tf.training.progress import ProgressLogger
 from siameseim_tf.training.resume import fit_resumably
 from siameseim_tf.training.run_length import RunLength
+
+
+def restores_dtype_policy(run: Callable) -> Callable:
+    """Wraps a run that sets Keras' global dtype policy (its precision) so that the
+    caller's policy is back afterwards, also after an error: a notebook that pretrains and
+    then builds its own model must not get bfloat16 layers without asking."""
+
+    @functools.wraps(run)
+    def wrapper(*args, **kwargs):
+        previous = keras.config.dtype_policy()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    return wrapper
 
 
 def is_multi_worker(strategy) -> bool:

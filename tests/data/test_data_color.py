@@ -153,8 +153,8 @@ def test_blur_matrix_equals_reflect_padded_convolution(sigma):
 
 NATIVE_BF16 = pytest.mark.skipif(
     matmul_dtype("auto") != tf.bfloat16,
-    reason="bfloat16 products are only used where the CPU multiplies bfloat16 natively "
-    "(AVX512-BF16 / AMX); elsewhere TF emulates them with less precise accumulation",
+    reason="bfloat16 products are only used where the CPU has AMX-BF16; elsewhere they "
+    "are slower than float32 or emulated with less precise accumulation",
 )
 
 

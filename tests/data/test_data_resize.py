@@ -111,8 +111,8 @@ def test_flip_mirrors_the_mirrored_region():
 
 @pytest.mark.skipif(
     matmul_dtype("auto") != tf.bfloat16,
-    reason="bfloat16 products are only used where the CPU multiplies bfloat16 natively "
-    "(AVX512-BF16 / AMX); elsewhere TF emulates them with less precise accumulation",
+    reason="bfloat16 products are only used where the CPU has AMX-BF16; elsewhere they "
+    "are slower than float32 or emulated with less precise accumulation",
 )
 @pytest.mark.parametrize("box", BOXES)
 def test_bfloat16_products_stay_within_8_bit_precision(box):

@@ -1,5 +1,6 @@
 """`siameseim pretrain` as a user meets it: train/ vs test/, budgets, auto recipe."""
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -39,7 +40,15 @@ def test_refuses_a_root_with_test_but_no_train(tmp_path, capsys):
 )
 def test_user_errors_are_one_line(tmp_path, capsys, argv, fragment):
     _folder(tmp_path / "train")
-    code, err = _errors(capsys, ["--data", str(tmp_path), "--output", str(tmp_path / "r"), *argv])
+    keras.config.set_dtype_policy("mixed_float16")  # what "auto" never picks on a CPU
+    try:
+        code, err = _errors(
+            capsys, ["--data", str(tmp_path), "--output", str(tmp_path / "r"), *argv]
+        )
+        # the caller's global dtype policy is back, also after an error
+        assert keras.config.dtype_policy().name == "mixed_float16"
+    finally:
+        keras.config.set_dtype_policy("float32")
     assert code == 2 and len(err) == 1 and fragment in err[0], err
 
 
