@@ -115,6 +115,11 @@ VARIANTS = {
 }
 
 
+def peak_dtype(variant: str) -> str:
+    """The matmul peak a variant's MFU is measured against."""
+    return "bfloat16" if "bfloat16" in VARIANTS[variant][1] else "float32"
+
+
 def keras_step(arguments: dict, batch_size: int, jit_compile: bool, precision: str = "float32"):
     model = SiameseIM(**arguments, dtype=precision)
     # As training/run.py sets a model up for one device: whole step or graph mode.
@@ -131,6 +136,11 @@ def keras_step(arguments: dict, batch_size: int, jit_compile: bool, precision: s
     model.make_train_function()
     model.optimizer.build(model.trainable_variables)
     return lambda: model.train_function(iterator)["loss"].numpy()
+
+
+def keras_seconds_per_step(step, steps: int) -> float:
+    """Seconds per step over ``steps`` steps (already warm), as TorchWorker reports them."""
+    return time_steps(step, steps, 1, warm_up=False)[0]
 
 
 def torch_step(arguments: dict, batch_size: int, precision: str = "float32"):
@@ -249,15 +259,12 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
         else:
             keras_fn = keras_step(arguments, args.batch_size, xla, precision)
             keras_fn()  # compile / warm up
-            steps[name] = partial(time_steps, keras_fn, repeats=1, warm_up=False)
+            steps[name] = partial(keras_seconds_per_step, keras_fn)
+    dtypes = sorted({peak_dtype(name) for name in variants})
     rounds = []
     for _ in range(args.repeats):
-        dtypes = {"bfloat16" if "bfloat16" in VARIANTS[n][1] else "float32" for n in variants}
-        peak = {dtype: matmul_peak(repeats=1, dtype=dtype) for dtype in sorted(dtypes)}
-        seconds = {}
-        for name, step in steps.items():
-            result = step(args.steps)
-            seconds[name] = result if isinstance(result, float) else result[0]
+        peak = {dtype: matmul_peak(repeats=1, dtype=dtype) for dtype in dtypes}
+        seconds = {name: step(args.steps) for name, step in steps.items()}
         rounds.append((peak, seconds))
     for step in steps.values():
         if isinstance(step, TorchWorker):
@@ -266,7 +273,7 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
     for name in variants:
         seconds = [r[1][name] for r in rounds]
         median = statistics.median(seconds)
-        dtype = "bfloat16" if "bfloat16" in VARIANTS[name][1] else "float32"
+        dtype = peak_dtype(name)
         run = {
             "preset": preset,
             "implementation": name,

@@ -84,8 +84,8 @@ def resolve_precision(precision: str) -> tuple[str, str]:
         return "mixed_float16", "auto: GPUs older than compute capability 8.0 (float16)"
     if cpu_has_fast_bf16():
         return "mixed_bfloat16", "auto: the CPU multiplies bfloat16 with AMX (amx_bf16)"
-    if onednn_isa_cap() is not None and "amx_bf16" in cpu_flags():
-        return "float32", f"auto: oneDNN is capped at {onednn_isa_cap()} (no AMX)"
+    if (cap := onednn_isa_cap()) is not None and "amx_bf16" in cpu_flags():
+        return "float32", f"auto: oneDNN is capped at {cap} (no AMX)"
     if "avx512_bf16" in cpu_flags():
         return "float32", "auto: AVX512-BF16 without AMX multiplies bfloat16 slower than float32"
     return "float32", "auto: the CPU has no AMX-BF16 (bfloat16 would be emulated)"

@@ -84,8 +84,8 @@ def xla_mode(jit_compile: bool | None, strategy, policy: str = "float32") -> str
     """How the train step uses XLA: "step", "blocks" or "off".
 
     - bfloat16 on a CPU (``policy``): "off" by default, since XLA's CPU backend does not use
-      oneDNN's bfloat16 matmuls (siameseim_tf/hardware.py); graph mode then runs GELU as
-      fused kernels;
+      oneDNN's bfloat16 matmuls (siameseim_tf/hardware.py); graph mode then runs GELU,
+      LayerNorm and softmax's backward as fused kernels;
     - one replica: "step", the whole train step compiled (Keras ``jit_compile``);
     - MirroredStrategy: "blocks". Keras' XLA step fails under tf.distribute (keras
       #18145, #20763), so each replica's transformer blocks are compiled instead and the
