@@ -1,18 +1,26 @@
-"""XLA under N replicas: the SiameseIM train step on 2 logical CPU devices
-(MirroredStrategy), graph mode vs XLA-compiled transformer blocks (the cross-replica
+"""XLA under N replicas: the SiameseIM train step, graph mode (as training runs it: fused
+GELU / LayerNorm / softmax kernels) vs XLA-compiled transformer blocks (the cross-replica
 reductions - synchronised BatchNorm, UniGrad's correlation, gradients - stay outside XLA).
 
-Both variants run round-robin in one process (a changing background load hits both);
-medians over rounds; JSON out.
+- default: MirroredStrategy on 2 logical CPU devices in one process;
+- ``--multi-worker``: MultiWorkerMirroredStrategy, 2 worker processes on 127.0.0.1
+  (one replica each, sharing this machine's cores); worker 0 reports.
+
+Both variants run round-robin in the same process(es) (a changing background load hits
+both); medians over rounds; JSON out.
 
     python benchmarks/replica_xla.py --preset tiny --image-size 96 --output replica_xla.json
+    python benchmarks/replica_xla.py --multi-worker --output multiworker_xla.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,25 +28,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from siameseim_tf.training.strategy import split_cpu  # noqa: E402
-
-DEVICES = split_cpu(2)
+# Set before TensorFlow starts: the cluster of a --multi-worker worker.
+if "--worker" in sys.argv:
+    _ports = sys.argv[sys.argv.index("--ports") + 1].split(",")
+    os.environ["TF_CONFIG"] = json.dumps(
+        {
+            "cluster": {"worker": [f"127.0.0.1:{port}" for port in _ports]},
+            "task": {"type": "worker", "index": int(sys.argv[sys.argv.index("--worker") + 1])},
+        }
+    )
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.train_step import model_arguments, print_report  # noqa: E402
+from benchmarks.train_step import model_arguments, print_report, recorded_env  # noqa: E402
 from siameseim_tf import SiameseIM  # noqa: E402
-from siameseim_tf.layers.transformer import configure_blocks  # noqa: E402
+from siameseim_tf.training.run import apply_xla  # noqa: E402
+from siameseim_tf.training.strategy import split_cpu  # noqa: E402
 from tests.helpers import random_batch  # noqa: E402
 
 
-def mirrored_step(arguments: dict, batch_size: int, xla_blocks: bool):
-    strategy = tf.distribute.MirroredStrategy(DEVICES)
+def replica_step(strategy, arguments: dict, batch_size: int, mode: str):
+    """One train step under ``strategy`` set up as training sets it up for ``mode``
+    ("off": graph mode with fused kernels, "blocks": XLA-compiled blocks)."""
     with strategy.scope():
         model = SiameseIM(**arguments)
-        if xla_blocks:
-            configure_blocks(model, xla_per_replica=True)
+        apply_xla(model, mode)
         model.compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=False)
         model.optimizer.build(model.trainable_variables)
     batch = random_batch(
@@ -47,12 +62,33 @@ def mirrored_step(arguments: dict, batch_size: int, xla_blocks: bool):
         arguments["patch_size"],
         arguments["num_masked_patches"],
     )
-    data = strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensors(batch).repeat().unbatch().batch(batch_size)
-    )
+    data = tf.data.Dataset.from_tensors(batch).repeat().unbatch().batch(batch_size)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    data = strategy.experimental_distribute_dataset(data.with_options(options))
     iterator = iter(data)
     model.make_train_function()
     return lambda: float(model.train_function(iterator)["loss"])
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def launch_workers(argv: list[str]) -> None:
+    """Runs this script as 2 MultiWorkerMirroredStrategy workers; worker 0 reports."""
+    ports = ",".join(str(p) for p in free_ports(2))
+    command = [sys.executable, __file__, *argv, "--ports", ports, "--worker"]
+    workers = [subprocess.Popen([*command, str(i)]) for i in range(2)]
+    codes = [worker.wait() for worker in workers]
+    if any(codes):
+        raise SystemExit(f"a worker failed: exit codes {codes}")
 
 
 def main() -> None:
@@ -63,11 +99,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", default=None)
+    parser.add_argument("--multi-worker", action="store_true", help="2 worker processes")
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--ports", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.multi_worker and args.worker is None:
+        return launch_workers(sys.argv[1:])
+    if args.multi_worker:  # one per process: both models share it
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        strategy = tf.distribute.MirroredStrategy(split_cpu(2))
     arguments = model_arguments(args.preset, args.image_size)
     steps = {
-        "graph": mirrored_step(arguments, args.batch_size, xla_blocks=False),
-        "xla_blocks": mirrored_step(arguments, args.batch_size, xla_blocks=True),
+        "graph": replica_step(strategy, arguments, args.batch_size, "off"),
+        "xla_blocks": replica_step(strategy, arguments, args.batch_size, "blocks"),
     }
     compile_seconds = {}
     for name, step in steps.items():
@@ -85,6 +130,8 @@ def main() -> None:
         rounds.append(seconds)
     report = {
         "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "env": recorded_env(),
+        "strategy": "MultiWorkerMirroredStrategy" if args.multi_worker else "MirroredStrategy",
         "replicas": 2,
         "preset": args.preset,
         "image_size": args.image_size,
@@ -96,7 +143,8 @@ def main() -> None:
             r["graph"] / r["xla_blocks"] for r in rounds
         ),
     }
-    print_report(report, args.output)
+    if not args.worker:  # the single process, or worker 0
+        print_report(report, args.output)
 
 
 if __name__ == "__main__":

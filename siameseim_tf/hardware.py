@@ -10,6 +10,9 @@ measurements, written down in docs/speed.md:
   15.7 img/s), and without either bfloat16 is emulated, so elsewhere "auto" is ``float32``;
 - XLA's CPU backend does not hand bfloat16 dots to oneDNN (272 GFLOP/s in bfloat16 under
   XLA vs 1354 in graph mode), so bfloat16 on a CPU trains in graph mode;
+- float32: XLA beats graph mode (with its fused kernels) on CPUs without AVX-512 (whole
+  step 1.23x, XLA blocks on 2 replicas 1.07-1.09x, capped at AVX2) and loses with AVX-512
+  (graph 1.02-1.07x the step, 1.10x the blocks), so XLA only there and on GPUs;
 - GPUs: bfloat16 from compute capability 8.0 (Ampere), float16 with loss scaling before.
 """
 
@@ -91,9 +94,25 @@ def resolve_precision(precision: str) -> tuple[str, str]:
     return "float32", "auto: the CPU has no AMX-BF16 (bfloat16 would be emulated)"
 
 
+def cpu_has_usable_avx512() -> bool:
+    """True when the CPU has AVX-512 and oneDNN may use it (no ``ONEDNN_MAX_CPU_ISA`` cap
+    at AVX2 or below)."""
+    cap = onednn_isa_cap()
+    if cap is not None and not any(level in cap for level in ("AVX512", "AMX", "AVX10", "ALL")):
+        return False
+    return "avx512f" in cpu_flags()
+
+
 def xla_suits(policy: str) -> bool:
-    """False for bfloat16 on a CPU: XLA's CPU backend would not use oneDNN's bfloat16
-    matmuls (graph mode is then the fast path)."""
-    if "bfloat16" not in policy:
+    """Whether XLA beats graph mode (with its fused kernels) here, as measured on one
+    device (whole-step XLA) and on 2 replicas / 2 workers (XLA-compiled blocks):
+
+    - GPUs: XLA (not run here);
+    - bfloat16 on a CPU: graph mode (XLA's CPU backend does not use oneDNN's bf16 matmuls);
+    - float32 on a CPU with AVX-512: graph mode (graph 1.05-1.07x the XLA step with AMX,
+      1.02x capped at AVX-512; 1.10x XLA blocks on 2 replicas and on 2 workers);
+    - float32 on other CPUs (AVX2): XLA (step 1.23x graph; blocks 1.07-1.09x).
+    """
+    if gpu_compute_capabilities():
         return True
-    return bool(gpu_compute_capabilities())
+    return "bfloat16" not in policy and not cpu_has_usable_avx512()

@@ -57,6 +57,34 @@ def test_bfloat16_on_a_cpu_trains_in_graph_mode(machine):
     assert xla_mode(None, OneReplica(), "mixed_bfloat16") == "step"
 
 
+class Replicas:
+    def __init__(self, count: int):
+        self.num_replicas_in_sync = count
+
+
+@pytest.mark.parametrize(
+    "flags, cap, gpus, replicas, mode",
+    [
+        (("avx2", "fma"), None, (), 1, "step"),  # AVX2: XLA step 1.23x graph
+        (("avx2", "fma"), None, (), 2, "blocks"),  # AVX2: XLA blocks 1.07-1.09x graph
+        (("avx2", "avx512f", "amx_bf16"), None, (), 1, "off"),  # AVX-512: graph faster
+        (("avx2", "avx512f"), None, (), 2, "off"),
+        (("avx2", "avx512f"), "AVX2", (), 1, "step"),  # oneDNN capped at AVX2
+        (("avx2", "avx512f"), "AVX512_CORE", (), 1, "off"),
+        (("avx2", "avx512f"), None, ((8, 0),), 2, "blocks"),  # a GPU: XLA
+    ],
+)
+def test_float32_uses_xla_where_it_measured_faster(
+    machine, monkeypatch, flags, cap, gpus, replicas, mode
+):
+    machine(flags, gpus)
+    if cap:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert xla_mode(None, Replicas(replicas), "float32") == mode
+    assert xla_mode(True, Replicas(replicas), "float32") != "off"  # asked for: kept
+    assert xla_mode(False, Replicas(replicas), "float32") == "off"
+
+
 @pytest.mark.parametrize(
     "cap, policy",
     [

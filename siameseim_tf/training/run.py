@@ -83,22 +83,18 @@ def worker_directory(output_dir: Path, strategy) -> Path:
 def xla_mode(jit_compile: bool | None, strategy, policy: str = "float32") -> str:
     """How the train step uses XLA: "step", "blocks" or "off".
 
-    - bfloat16 on a CPU (``policy``): "off" by default, since XLA's CPU backend does not use
-      oneDNN's bfloat16 matmuls (siameseim_tf/hardware.py); graph mode then runs GELU,
-      LayerNorm and softmax's backward as fused kernels;
+    By default XLA where it is the faster mode here (:func:`~siameseim_tf.hardware.xla_suits`:
+    GPUs, and float32 on CPUs without AVX-512), graph mode with fused GELU / LayerNorm /
+    softmax kernels elsewhere; ``jit_compile=True`` / ``False`` forces it on / off. On:
     - one replica: "step", the whole train step compiled (Keras ``jit_compile``);
-    - MirroredStrategy: "blocks". Keras' XLA step fails under tf.distribute (keras
-      #18145, #20763), so each replica's transformer blocks are compiled instead and the
-      all-reduces stay outside (measured 1.26x faster than graph mode on 2 logical CPU
-      devices: benchmarks/results_replica_xla.json);
-    - MultiWorkerMirroredStrategy: "off" by default (blocks not measured there; pass
-      ``jit_compile=True`` to try them); ``jit_compile=False``: "off" everywhere.
+    - MirroredStrategy and MultiWorkerMirroredStrategy: "blocks". Keras' XLA step fails
+      under tf.distribute (keras #18145, #20763), so each replica's transformer blocks are
+      compiled and the all-reduces stay outside (benchmarks/replica_xla.py: 1.07-1.09x
+      graph mode capped at AVX2, 0.90x with AVX-512 and AMX).
     """
     if jit_compile is False or (jit_compile is None and not xla_suits(policy)):
         return "off"
-    if strategy.num_replicas_in_sync == 1:
-        return "step"
-    return "off" if is_multi_worker(strategy) and jit_compile is None else "blocks"
+    return "step" if strategy.num_replicas_in_sync == 1 else "blocks"
 
 
 def apply_xla(model, mode: str) -> bool:
