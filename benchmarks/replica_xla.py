@@ -16,9 +16,7 @@ both); medians over rounds; JSON out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,16 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Set before TensorFlow starts: the cluster of a --multi-worker worker.
-if "--worker" in sys.argv:
-    _ports = sys.argv[sys.argv.index("--ports") + 1].split(",")
-    os.environ["TF_CONFIG"] = json.dumps(
-        {
-            "cluster": {"worker": [f"127.0.0.1:{port}" for port in _ports]},
-            "task": {"type": "worker", "index": int(sys.argv[sys.argv.index("--worker") + 1])},
-        }
-    )
-
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -45,7 +33,7 @@ from benchmarks.train_step import model_arguments, print_report, recorded_env  #
 from siameseim_tf import SiameseIM  # noqa: E402
 from siameseim_tf.training.run import apply_xla  # noqa: E402
 from siameseim_tf.training.strategy import split_cpu  # noqa: E402
-from tests.helpers import random_batch  # noqa: E402
+from tests.helpers import free_ports, loopback_tf_config, random_batch  # noqa: E402
 
 
 def replica_step(strategy, arguments: dict, batch_size: int, mode: str):
@@ -71,19 +59,9 @@ def replica_step(strategy, arguments: dict, batch_size: int, mode: str):
     return lambda: float(model.train_function(iterator)["loss"])
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def launch_workers(argv: list[str]) -> None:
     """Runs this script as 2 MultiWorkerMirroredStrategy workers; worker 0 reports."""
-    ports = ",".join(str(p) for p in free_ports(2))
+    ports = ",".join(free_ports(2))
     command = [sys.executable, __file__, *argv, "--ports", ports, "--worker"]
     workers = [subprocess.Popen([*command, str(i)]) for i in range(2)]
     codes = [worker.wait() for worker in workers]
@@ -106,6 +84,7 @@ def main() -> None:
     if args.multi_worker and args.worker is None:
         return launch_workers(sys.argv[1:])
     if args.multi_worker:  # one per process: both models share it
+        os.environ["TF_CONFIG"] = loopback_tf_config(args.ports.split(","), args.worker)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         strategy = tf.distribute.MirroredStrategy(split_cpu(2))

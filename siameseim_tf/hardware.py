@@ -23,17 +23,6 @@ import os
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
-# oneDNN's ISA levels (``ONEDNN_MAX_CPU_ISA``) that include AMX, its fast bfloat16 path.
-_ONEDNN_AMX_ISAS = frozenset(
-    {
-        "AVX512_CORE_AMX",
-        "AVX512_CORE_AMX_FP16",
-        "AVX10_1_512_AMX",
-        "AVX10_1_512_AMX_FP16",
-        "ALL",
-    }
-)
-
 
 @functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
@@ -54,13 +43,17 @@ def onednn_isa_cap() -> str | None:
     return cap.strip().upper() if cap and cap.strip() else None
 
 
+def onednn_allows(*names: str) -> bool:
+    """True unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN at a level whose name contains none
+    of ``names`` (oneDNN's level names say what they include: AVX512_CORE_AMX, ALL, ...)."""
+    cap = onednn_isa_cap()
+    return cap is None or any(name in cap for name in names)
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when bfloat16 matmuls beat float32 here: the CPU has AMX-BF16 and oneDNN may
     use it (``ONEDNN_MAX_CPU_ISA=AVX2`` or ``AVX512_CORE_BF16`` caps it below AMX)."""
-    cap = onednn_isa_cap()
-    if cap is not None and cap not in _ONEDNN_AMX_ISAS:
-        return False
-    return "amx_bf16" in cpu_flags()
+    return onednn_allows("AMX", "ALL") and "amx_bf16" in cpu_flags()
 
 
 def gpu_compute_capabilities() -> list[tuple[int, int]]:
@@ -97,10 +90,7 @@ def resolve_precision(precision: str) -> tuple[str, str]:
 def cpu_has_usable_avx512() -> bool:
     """True when the CPU has AVX-512 and oneDNN may use it (no ``ONEDNN_MAX_CPU_ISA`` cap
     at AVX2 or below)."""
-    cap = onednn_isa_cap()
-    if cap is not None and not any(level in cap for level in ("AVX512", "AMX", "AVX10", "ALL")):
-        return False
-    return "avx512f" in cpu_flags()
+    return onednn_allows("AVX512", "AVX10", "ALL") and "avx512f" in cpu_flags()
 
 
 def xla_suits(policy: str) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+
 import numpy as np
 from siameseim_tf.configs.tiny import CONFIG as TINY_CONFIG
 from siameseim_tf.configs.tiny import MAE_MODEL
@@ -96,3 +99,25 @@ def run_module(module: str, *args: str) -> dict:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def free_ports(count: int) -> list[str]:
+    """Distinct free loopback ports (all held open while picking, so none repeats)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [str(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def loopback_tf_config(ports: list[str], index: int) -> str:
+    """TF_CONFIG of worker ``index`` in a cluster of workers on 127.0.0.1 ``ports``."""
+    return json.dumps(
+        {
+            "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+    )

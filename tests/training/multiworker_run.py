@@ -12,14 +12,11 @@ import json
 import os
 import sys
 
+from tests.helpers import loopback_tf_config
+
 port0, port1, index, output = sys.argv[1:5]
 KILL_TEST = sys.argv[5:] == ["kill-test"]
-os.environ["TF_CONFIG"] = json.dumps(
-    {
-        "cluster": {"worker": [f"127.0.0.1:{port0}", f"127.0.0.1:{port1}"]},
-        "task": {"type": "worker", "index": int(index)},
-    }
-)
+os.environ["TF_CONFIG"] = loopback_tf_config([port0, port1], int(index))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

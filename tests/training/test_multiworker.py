@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,19 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_ports
+
 ROOT = Path(__file__).parents[2]
-
-
-def free_ports(count: int) -> list[str]:
-    """Distinct free loopback ports (all held open while picking, so none repeats)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [str(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def wait_all(workers, timeout: float) -> list[str]:
