@@ -23,7 +23,8 @@ Deviations from the paper recipe (method §6), all for a CPU budget of ~10 minut
       (paper 6.25e-5 at batch 4096: too slow for ~1100 steps; 3e-3 collapses),
       warmup 1/3 of the run (paper 40 of 1600), crop_min 0.3 (paper 0.08: crops of 8 % of
       a 28 px image are a few pixels), precision "auto" (bf16 on CPUs with
-      AMX-BF16: 1.17x faster steps and equal features, docs/speed.md; else float32).
+      AMX-BF16, and with AVX512-BF16 where a start-up matmul check finds bf16 >= 1.5x
+      float32: 1.17x faster steps and equal features on AMX, docs/speed.md; else float32).
     - weight decay 0.05, betas, clipping 1.0, momentum 0.995 -> 1, UniGrad 0.02, BatchNorm
       in the decoder and the frozen patch embedding are the paper's.
 """

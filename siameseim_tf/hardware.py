@@ -5,9 +5,14 @@ measurements, written down in docs/speed.md:
 
 - a CPU with AMX-BF16 runs oneDNN's bfloat16 matmuls ~4x faster than float32 (1251 vs
   319 GFLOP/s, 2048^2, Xeon with AMX), so ``precision="auto"`` trains in
-  ``mixed_bfloat16`` there; with AVX512-BF16 alone (oneDNN capped below AMX on the same
-  Xeon) bfloat16 matmuls are slower than float32 (203 vs 312 GFLOP/s; the step 11.6 vs
-  15.7 img/s), and without either bfloat16 is emulated, so elsewhere "auto" is ``float32``;
+  ``mixed_bfloat16`` there;
+- AVX512-BF16 without AMX goes both ways: on a Xeon with oneDNN capped below AMX bfloat16
+  matmuls were slower than float32 (203 vs 312 GFLOP/s; the step 11.6 vs 15.7 img/s), on
+  an AMD EPYC Zen 5 faster (891 vs 469 GFLOP/s; the step 37.5 vs 30.0 img/s). No flag
+  tells the two apart, so "auto" measures: a second of matmuls in both dtypes
+  (:func:`bf16_matmul_speedup`), bfloat16 when it is at least ``BF16_MIN_SPEEDUP`` times
+  float32;
+- without AVX512-BF16 or AMX bfloat16 is emulated: "auto" is ``float32``;
 - XLA's CPU backend does not hand bfloat16 dots to oneDNN (272 GFLOP/s in bfloat16 under
   XLA vs 1354 in graph mode), so bfloat16 on a CPU trains in graph mode;
 - float32: XLA beats graph mode (with its fused kernels) on CPUs without AVX-512 (whole
@@ -22,6 +27,12 @@ import functools
 import os
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+# bfloat16 over float32 matmul throughput from which "auto" trains in bfloat16 on a CPU
+# with AVX512-BF16 but no AMX. Measured steps: matmul ratio 0.65 -> step 0.74x float32
+# (capped Xeon), 1.90 -> 1.25x (Zen 5); the break-even lies near 1.3, 1.5 leaves a margin
+# so that timing noise cannot flip the choice between the workers of one cluster.
+BF16_MIN_SPEEDUP = 1.5
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,6 +67,44 @@ def cpu_has_fast_bf16() -> bool:
     return onednn_allows("AMX", "ALL") and "amx_bf16" in cpu_flags()
 
 
+def onednn_allows_bf16() -> bool:
+    """True unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below its bfloat16 levels."""
+    return onednn_allows("BF16", "FP16", "AMX", "AVX10", "ALL")
+
+
+@functools.lru_cache(maxsize=1)
+def bf16_matmul_speedup(shape: tuple[int, int, int] = (4096, 384, 1536), rounds: int = 5) -> float:
+    """bfloat16 over float32 matmul throughput on this CPU, measured once per process.
+
+    Graph-mode (oneDNN) matmuls of ``[m, k] x [k, n]`` (default: a ViT-S MLP on a batch of
+    tokens), both dtypes interleaved ``rounds`` times, each dtype's fastest round; about a
+    second on a CPU with native bfloat16.
+    """
+    import time
+
+    import tensorflow as tf
+
+    m, k, n = shape
+    with tf.device("/CPU:0"):
+        operands = {
+            dtype: (
+                tf.cast(tf.random.normal((m, k)), dtype),
+                tf.cast(tf.random.normal((k, n)), dtype),
+            )
+            for dtype in (tf.float32, tf.bfloat16)
+        }
+        matmul = tf.function(lambda a, b: tf.matmul(a, b))
+        for a, b in operands.values():  # first calls build oneDNN's primitives
+            matmul(a, b).numpy()
+        best = {dtype: float("inf") for dtype in operands}
+        for _ in range(rounds):
+            for dtype, (a, b) in operands.items():
+                start = time.perf_counter()
+                matmul(a, b).numpy()
+                best[dtype] = min(best[dtype], time.perf_counter() - start)
+    return best[tf.float32] / best[tf.bfloat16]
+
+
 def gpu_compute_capabilities() -> list[tuple[int, int]]:
     """Compute capability of every GPU TensorFlow sees ([] on a CPU-only machine)."""
     import tensorflow as tf
@@ -80,11 +129,16 @@ def resolve_precision(precision: str) -> tuple[str, str]:
         return "mixed_float16", "auto: GPUs older than compute capability 8.0 (float16)"
     if cpu_has_fast_bf16():
         return "mixed_bfloat16", "auto: the CPU multiplies bfloat16 with AMX (amx_bf16)"
-    if (cap := onednn_isa_cap()) is not None and "amx_bf16" in cpu_flags():
-        return "float32", f"auto: oneDNN is capped at {cap} (no AMX)"
-    if "avx512_bf16" in cpu_flags():
-        return "float32", "auto: AVX512-BF16 without AMX multiplies bfloat16 slower than float32"
-    return "float32", "auto: the CPU has no AMX-BF16 (bfloat16 would be emulated)"
+    native_bf16 = {"amx_bf16", "avx512_bf16"} & cpu_flags()
+    if native_bf16 and not onednn_allows_bf16():
+        return "float32", f"auto: oneDNN is capped at {onednn_isa_cap()} (no native bfloat16)"
+    if "avx512_bf16" in native_bf16:
+        speedup = bf16_matmul_speedup()
+        measured = f"bfloat16 matmuls ran {speedup:.2f}x float32 here (AVX512-BF16, no AMX)"
+        if speedup >= BF16_MIN_SPEEDUP:
+            return "mixed_bfloat16", f"auto: {measured}"
+        return "float32", f"auto: {measured}, below {BF16_MIN_SPEEDUP}x"
+    return "float32", "auto: the CPU has no AMX-BF16 or AVX512-BF16 (bfloat16 would be emulated)"
 
 
 def cpu_has_usable_avx512() -> bool:
