@@ -78,7 +78,9 @@ def bf16_matmul_speedup(shape: tuple[int, int, int] = (4096, 384, 1536), rounds:
 
     Graph-mode (oneDNN) matmuls of ``[m, k] x [k, n]`` (default: a ViT-S MLP on a batch of
     tokens), both dtypes interleaved ``rounds`` times, each dtype's fastest round; about a
-    second on a CPU with native bfloat16.
+    second on a CPU with native bfloat16. It runs TensorFlow ops: under
+    MultiWorkerMirroredStrategy create the strategy first (collective ops must be configured
+    before any op runs), as ``training.strategy.agreed_precision`` does.
     """
     import time
 

@@ -27,7 +27,6 @@ import keras
 import numpy as np
 
 from siameseim_tf.evaluation.optim import make_optimizer, make_probe_optimizer
-from siameseim_tf.hardware import resolve_precision
 from siameseim_tf.models.classifier import ViTClassifier
 from siameseim_tf.training.run import restores_dtype_policy
 from siameseim_tf.training.schedules import WarmupCosine
@@ -161,15 +160,19 @@ def finetune(
     from siameseim_tf.training.checkpoints import train_step_count
     from siameseim_tf.training.run import ResumableRun, apply_xla, require_decodable, xla_mode
     from siameseim_tf.training.run_length import plan_run
-    from siameseim_tf.training.strategy import describe_devices, select_strategy
+    from siameseim_tf.training.strategy import (
+        agreed_precision,
+        describe_devices,
+        select_strategy,
+    )
 
     started = time.perf_counter()
     say = print if verbose else (lambda *a, **k: None)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    policy, precision_reason = resolve_precision(precision)
+    strategy = strategy or select_strategy()  # before any TF op (MultiWorkerMirrored)
+    policy, precision_reason = agreed_precision(strategy, precision)
     keras.config.set_dtype_policy(policy)
-    strategy = strategy or select_strategy()
     run = ResumableRun(output_dir, strategy, tag="finetune", log=say)
     if run.finished(output_dir / METRICS_FILE):
         say(f"[finetune] {output_dir} holds a finished run: nothing to do")

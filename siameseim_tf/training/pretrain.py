@@ -12,7 +12,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from siameseim_tf.hardware import resolve_precision
 from siameseim_tf.training.methods import METHODS as ALL_METHODS
 from siameseim_tf.training.methods import get_method
 from siameseim_tf.training.optimizer import make_optimizer
@@ -23,7 +22,12 @@ from siameseim_tf.training.run import (
     restores_dtype_policy,
     xla_mode,
 )
-from siameseim_tf.training.strategy import describe_devices, gpu_hint, select_strategy
+from siameseim_tf.training.strategy import (
+    agreed_precision,
+    describe_devices,
+    gpu_hint,
+    select_strategy,
+)
 
 METHODS = tuple(ALL_METHODS)
 
@@ -147,7 +151,8 @@ def pretrain(
         min_steps_per_epoch: with small data, an epoch of logs and backups is at least
             this many steps (checkpoints every few steps would cost more than training).
         precision: "float32", "mixed_bfloat16", "mixed_float16", or "auto" (from the
-            hardware: :func:`~siameseim_tf.hardware.resolve_precision`).
+            hardware: :func:`~siameseim_tf.hardware.resolve_precision`, agreed between
+            workers).
         backup_every_steps: also back up mid-epoch every so many steps (0: per epoch).
         jit_compile: XLA; default (None): the whole step on one replica, the per-replica
             transformer blocks under MirroredStrategy, off under MultiWorker (see
@@ -171,9 +176,9 @@ def pretrain(
     say = print if verbose else (lambda *a, **k: None)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    policy, precision_reason = resolve_precision(precision)
+    strategy = strategy or select_strategy()  # before any TF op (MultiWorkerMirrored)
+    policy, precision_reason = agreed_precision(strategy, precision)
     keras.config.set_dtype_policy(policy)
-    strategy = strategy or select_strategy()
     run = ResumableRun(output_dir, strategy, tag="pretrain", log=say)
     if run.finished(run.directory / "model.keras"):
         say(

@@ -73,3 +73,33 @@ def describe_devices(strategy) -> str:
     if name.startswith("_Default"):
         return f"one device ({kind}, no tf.distribute strategy)"
     return f"{name}, {strategy.num_replicas_in_sync} replica(s) on {kind}"
+
+
+def agreed_precision(strategy, precision: str) -> tuple[str, str]:
+    """:func:`~siameseim_tf.hardware.resolve_precision`, the same on every worker.
+
+    "auto" decides per machine (and with AVX512-BF16 but no AMX, by timing matmuls), so the
+    workers of a MultiWorkerMirroredStrategy cluster on different CPUs or GPUs may choose
+    differently; their all-reduces need one dtype. They vote: a policy every replica chose
+    is kept, otherwise all train in float32 and say why. Call it after the strategy exists
+    (the vote is a collective; the timing runs TensorFlow ops, which must not precede a
+    MultiWorkerMirroredStrategy's creation).
+    """
+    import tensorflow as tf
+
+    from siameseim_tf.hardware import PRECISIONS, resolve_precision
+
+    policy, reason = resolve_precision(precision)
+    if precision != "auto" or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return policy, reason
+    choice = PRECISIONS.index(policy)
+    votes = strategy.reduce(
+        tf.distribute.ReduceOp.SUM,
+        strategy.run(lambda: tf.one_hot(choice, len(PRECISIONS))),
+        axis=None,
+    )
+    counts = {name: int(n) for name, n in zip(PRECISIONS, votes.numpy()) if n > 0}
+    if len(counts) == 1:
+        return policy, reason
+    chosen = ", ".join(f"{n} replica(s) {name}" for name, n in counts.items())
+    return "float32", f"auto: the workers chose differently ({chosen}); float32 on all"

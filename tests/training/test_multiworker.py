@@ -35,14 +35,18 @@ def wait_all(workers, timeout: float) -> list[str]:
                 w.kill()
 
 
-def start_workers(tmp_path, run_dir, *extra: str, tag: str = "") -> list:
+def start_workers(tmp_path, *extra: str, tag: str = "", module: str = "multiworker_run",
+                  per_worker: tuple[str, str] = ()) -> list:  # fmt: skip
+    """Two processes of ``tests.training.<module> PORT0 PORT1 INDEX [per_worker[INDEX]]
+    *extra`` (multiworker_run takes the run directory as its first extra argument)."""
     ports = free_ports(2)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     workers = []
     for i in range(2):  # output to files: a full pipe would block a worker
         out, log = tmp_path / f"worker{i}{tag}.out", tmp_path / f"worker{i}{tag}.log"
-        command = [sys.executable, "-m", "tests.training.multiworker_run", *ports, str(i),
-                   str(run_dir), *extra]  # fmt: skip
+        own = [per_worker[i]] if per_worker else []
+        command = [sys.executable, "-m", f"tests.training.{module}", *ports, str(i), *own,
+                   *map(str, extra)]  # fmt: skip
         with open(out, "w") as stdout, open(log, "w") as stderr:
             worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
         worker.out, worker.log = out, log
@@ -86,3 +90,22 @@ def test_killing_one_worker_and_restarting_both_resumes_exactly(tmp_path):
     assert [r["steps"] for r in resumed] == [r["steps"] for r in reference] == [16, 16]
     assert resumed[0]["checksum"] == pytest.approx(reference[0]["checksum"], rel=1e-6, abs=1e-6)
     assert resumed[0]["checksum"] == pytest.approx(resumed[1]["checksum"], rel=1e-7)
+
+
+def vote(tmp_path, speedups: tuple[float, float], tag: str) -> list[dict]:
+    workers = start_workers(
+        tmp_path, tag=tag, module="precision_vote_run", per_worker=tuple(map(str, speedups))
+    )
+    return reports_of(workers, timeout=180)
+
+
+def test_workers_agree_on_automatic_precision(tmp_path):
+    # Both measured bf16 fast: both keep it.
+    for report in vote(tmp_path, (2.0, 2.1), tag="agree"):
+        assert report["auto"][0] == "mixed_bfloat16"
+        assert report["float32"] == ["float32", "asked for"]
+    # One worker's CPU measured bf16 slow: all train in float32 and say why.
+    for report in vote(tmp_path, (2.0, 0.6), tag="differ"):
+        policy, reason = report["auto"]
+        assert policy == "float32"
+        assert "(1 replica(s) float32, 1 replica(s) mixed_bfloat16)" in reason
