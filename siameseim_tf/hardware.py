@@ -9,7 +9,7 @@ measurements, written down in docs/speed.md:
 - AVX512-BF16 without AMX goes both ways: on a Xeon with oneDNN capped below AMX bfloat16
   matmuls were slower than float32 (203 vs 312 GFLOP/s; the step 11.6 vs 15.7 img/s), on
   an AMD EPYC Zen 5 faster (891 vs 469 GFLOP/s; the step 37.5 vs 30.0 img/s). No flag
-  tells the two apart, so "auto" measures: a second of matmuls in both dtypes
+  tells the two apart, so "auto" measures: a quarter-second of matmuls in both dtypes
   (:func:`bf16_matmul_speedup`), bfloat16 when it is at least ``BF16_MIN_SPEEDUP`` times
   float32;
 - without AVX512-BF16 or AMX bfloat16 is emulated: "auto" is ``float32``;
@@ -78,8 +78,8 @@ def bf16_matmul_speedup(shape: tuple[int, int, int] = (4096, 384, 1536), rounds:
     """bfloat16 over float32 matmul throughput on this CPU, measured once per process.
 
     Graph-mode (oneDNN) matmuls of ``[m, k] x [k, n]`` (default: a ViT-S MLP on a batch of
-    tokens), both dtypes interleaved ``rounds`` times, each dtype's fastest round; about a
-    second on a CPU with native bfloat16. It runs TensorFlow ops: under
+    tokens), both dtypes interleaved ``rounds`` times, each dtype's fastest round; 0.25-0.28
+    s on a Zen 5 (native bfloat16). It runs TensorFlow ops: under
     MultiWorkerMirroredStrategy create the strategy first (collective ops must be configured
     before any op runs), as ``training.strategy.agreed_precision`` does.
     """
