@@ -87,6 +87,10 @@ def bf16_matmul_speedup(shape: tuple[int, int, int] = (4096, 384, 1536), rounds:
 
     import tensorflow as tf
 
+    if {"amx_bf16", "avx512_bf16"} & cpu_flags() and not onednn_allows_bf16():
+        # TensorFlow still sees the bf16 units and asks the capped oneDNN for a bf16 matmul
+        # it cannot create: the process would abort.
+        raise RuntimeError(f"no bfloat16 matmuls under ONEDNN_MAX_CPU_ISA={onednn_isa_cap()}")
     m, k, n = shape
     with tf.device("/CPU:0"):
         operands = {
