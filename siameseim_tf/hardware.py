@@ -73,6 +73,13 @@ def onednn_allows_bf16() -> bool:
     return onednn_allows("BF16", "FP16", "AMX", "AVX10", "ALL")
 
 
+def onednn_capped_below_native_bf16() -> bool:
+    """True on a CPU with native bfloat16 whose oneDNN is capped below it (an emulated
+    older CPU): TensorFlow still sees the bf16 units and asks the capped oneDNN for bf16
+    kernels it cannot create, and the process aborts."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags()) and not onednn_allows_bf16()
+
+
 @functools.lru_cache(maxsize=1)
 def bf16_matmul_speedup(shape: tuple[int, int, int] = (4096, 384, 1536), rounds: int = 5) -> float:
     """bfloat16 over float32 matmul throughput on this CPU, measured once per process.
@@ -87,9 +94,7 @@ def bf16_matmul_speedup(shape: tuple[int, int, int] = (4096, 384, 1536), rounds:
 
     import tensorflow as tf
 
-    if {"amx_bf16", "avx512_bf16"} & cpu_flags() and not onednn_allows_bf16():
-        # TensorFlow still sees the bf16 units and asks the capped oneDNN for a bf16 matmul
-        # it cannot create: the process would abort.
+    if onednn_capped_below_native_bf16():  # TF would abort in the bf16 matmul
         raise RuntimeError(f"no bfloat16 matmuls under ONEDNN_MAX_CPU_ISA={onednn_isa_cap()}")
     m, k, n = shape
     with tf.device("/CPU:0"):
@@ -136,10 +141,9 @@ def resolve_precision(precision: str) -> tuple[str, str]:
         return "mixed_float16", "auto: GPUs older than compute capability 8.0 (float16)"
     if cpu_has_fast_bf16():
         return "mixed_bfloat16", "auto: the CPU multiplies bfloat16 with AMX (amx_bf16)"
-    native_bf16 = {"amx_bf16", "avx512_bf16"} & cpu_flags()
-    if native_bf16 and not onednn_allows_bf16():
+    if onednn_capped_below_native_bf16():
         return "float32", f"auto: oneDNN is capped at {onednn_isa_cap()} (no native bfloat16)"
-    if "avx512_bf16" in native_bf16:
+    if "avx512_bf16" in cpu_flags():
         speedup = bf16_matmul_speedup()
         measured = f"bfloat16 matmuls ran {speedup:.2f}x float32 here (AVX512-BF16, no AMX)"
         if speedup >= BF16_MIN_SPEEDUP:

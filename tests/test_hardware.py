@@ -122,8 +122,7 @@ def test_avx512_bf16_without_amx_says_what_it_measured(machine):
 def test_the_bf16_calibration_measures_this_machine():
     # Both dtypes run on every x86-64 (bfloat16 emulated where it is not native); only the
     # ratio's sign of sanity is checked here, its value is this CPU's.
-    native = {"amx_bf16", "avx512_bf16"} & hardware.cpu_flags()
-    if native and not hardware.onednn_allows_bf16():  # e.g. ONEDNN_MAX_CPU_ISA=AVX2
+    if hardware.onednn_capped_below_native_bf16():  # e.g. ONEDNN_MAX_CPU_ISA=AVX2
         # TF would abort in a bf16 matmul there: the check refuses instead.
         with pytest.raises(RuntimeError, match="ONEDNN_MAX_CPU_ISA"):
             hardware.bf16_matmul_speedup.__wrapped__()

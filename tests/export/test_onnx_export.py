@@ -12,7 +12,7 @@ import pytest
 
 from siameseim_tf.export.common import parity, sample_pixels
 from siameseim_tf.export.onnx import export_onnx, run_onnx
-from siameseim_tf.hardware import cpu_flags, onednn_allows
+from siameseim_tf.hardware import onednn_capped_below_native_bf16
 from siameseim_tf.serving.preprocessing import preprocess_uint8
 from tests.export.tiny import TINY_ARGS
 
@@ -89,15 +89,8 @@ def test_int8_below_the_floor_is_refused_and_fp32_kept(tiny_encoder, tmp_path):
     assert path.is_file() and not (tmp_path / "t.int8.onnx").exists()
 
 
-def onednn_capped_below_bfloat16_on_a_bfloat16_cpu() -> bool:
-    """An emulated older CPU (``ONEDNN_MAX_CPU_ISA=AVX2`` on a CPU with bf16): TensorFlow
-    still asks the capped oneDNN for bf16 convolutions, which it cannot create."""
-    has_bf16 = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-    return has_bf16 and not onednn_allows("BF16", "AMX", "ALL")
-
-
 @pytest.mark.skipif(
-    onednn_capped_below_bfloat16_on_a_bfloat16_cpu(),
+    onednn_capped_below_native_bf16(),
     reason="oneDNN capped below bf16 on a bf16 CPU: TensorFlow's bf16 convolution fails "
     "there (an artefact of the cap; real CPUs without bf16 run it)",
 )

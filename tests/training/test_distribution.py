@@ -5,6 +5,7 @@ Each check runs in a subprocess because the CPU must be split before TensorFlow 
 
 import pytest
 
+from siameseim_tf.hardware import onednn_capped_below_native_bf16
 from tests.helpers import run_module
 
 
@@ -29,6 +30,26 @@ def test_other_execution_modes_match_one_device(mode):
     for group in ("online", "target", "batchnorm_statistics"):
         assert report[f"{group}_max_abs_change"] > 1e-3, report
         assert report[f"{group}_max_abs_diff"] < 1e-5, report
+
+
+@pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
+@pytest.mark.skipif(
+    onednn_capped_below_native_bf16(),
+    reason="oneDNN capped below bf16 on a bf16 CPU: TensorFlow's bf16 kernels abort there "
+    "(an artefact of the cap; real CPUs without bf16 emulate them)",
+)
+def test_two_replicas_in_bfloat16_match_one_device_to_bf16_rounding():
+    # The multi-GPU (Ampere+) and bf16-CPU path: mixed_bfloat16, graph mode with the fused
+    # kernels. Each replica rounds its half-batch products to bf16, so the runs differ by
+    # bf16 rounding, not float32's. Measured (Zen 5): differences 1.9 % / 0.4 % / 0.2 % of
+    # the change for online / target / BatchNorm statistics; with per-replica BatchNorm
+    # statistics (the local_batchnorm control) the statistics differ by 21 %.
+    report = run_module("tests.training.replica_equivalence", "mixed_bfloat16", "none", "fused")
+    bounds = {"online": 0.1, "target": 0.05, "batchnorm_statistics": 0.02}
+    for group, bound in bounds.items():
+        change = report[f"{group}_max_abs_change"]
+        assert change > 1e-3, report
+        assert report[f"{group}_max_abs_diff"] < bound * change, (group, report)
 
 
 @pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
