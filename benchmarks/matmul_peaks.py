@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from siameseim_tf.hardware import onednn_capped_below_native_bf16  # noqa: E402
+from siameseim_tf.hardware import onednn_capped_below_native_bf16, onednn_isa_cap  # noqa: E402
 
 SHAPES = ((2048, 2048, 2048), (6304, 192, 768), (6304, 768, 192))
 DTYPES = ("float32", "bfloat16")
@@ -64,7 +64,7 @@ def measure(library: str, repeats: int, dtypes: list[str]) -> dict:
     figures = {}
     for dtype in dtypes:
         if library == "tensorflow" and dtype == "bfloat16" and onednn_capped_below_native_bf16():
-            figures["bfloat16"] = f"skipped: ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']}"
+            figures["bfloat16"] = f"skipped: oneDNN capped at {onednn_isa_cap()}"
             continue
         for m, k, n in SHAPES:
             a, b = operands(m, k, n, dtype)

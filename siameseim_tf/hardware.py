@@ -68,16 +68,12 @@ def cpu_has_fast_bf16() -> bool:
     return onednn_allows("AMX", "ALL") and "amx_bf16" in cpu_flags()
 
 
-def onednn_allows_bf16() -> bool:
-    """True unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below its bfloat16 levels."""
-    return onednn_allows("BF16", "FP16", "AMX", "AVX10", "ALL")
-
-
 def onednn_capped_below_native_bf16() -> bool:
-    """True on a CPU with native bfloat16 whose oneDNN is capped below it (an emulated
-    older CPU): TensorFlow still sees the bf16 units and asks the capped oneDNN for bf16
-    kernels it cannot create, and the process aborts."""
-    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags()) and not onednn_allows_bf16()
+    """True on a CPU with native bfloat16 whose oneDNN is capped below its bf16 levels (an
+    emulated older CPU): TensorFlow still sees the bf16 units and asks the capped oneDNN
+    for bf16 kernels it cannot create, and the process aborts."""
+    native = bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    return native and not onednn_allows("BF16", "FP16", "AMX", "AVX10", "ALL")
 
 
 @functools.lru_cache(maxsize=1)
