@@ -51,8 +51,12 @@ setup(
     # configs/ (the recipes) installs as the package siameseim_tf.configs.
     packages=find_packages(include=["siameseim_tf", "siameseim_tf.*"]) + ["siameseim_tf.configs"],
     package_dir={"siameseim_tf.configs": "configs"},
-    # the fused view kernel is compiled from source on first use (siameseim_tf/data/native)
-    package_data={"siameseim_tf": ["py.typed"], "siameseim_tf.data.native": ["*.cc", "*.h"]},
+    # the C++ kernels are compiled from source on first use (siameseim_tf/native_build.py)
+    package_data={
+        "siameseim_tf": ["py.typed"],
+        "siameseim_tf.data.native": ["*.cc", "*.h"],
+        "siameseim_tf.layers.native": ["*.cc", "*.h"],
+    },
     install_requires=["numpy>=1.26", "pillow>=10", "tqdm>=4.66"],
     extras_require={
         # Training / evaluation / export: the full TensorFlow stack.

@@ -3,7 +3,7 @@
 Each variant is an environment change (``NAME=VALUE ...``; ``XLA_FLAGS`` values are
 appended to the current ones). Every variant runs in its own process, round-robin over
 ``--rounds``, so load drift hits them alike; the step is train_step.py's Keras step
-(ViT-Tiny/16 SiameseIM, 224 px, batch 32, AdamW + clipping, float32). JSON out: per
+(ViT-Tiny/16 SiameseIM, 224 px, batch 32, AdamW + clipping, ``--precision``). JSON out: per
 variant the per-round medians, their median, and the speed against the first variant.
 
     ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 XLA_FLAGS=--xla_cpu_max_isa=AVX2 \\
@@ -38,12 +38,12 @@ def variant_env(variant: str, base: dict) -> dict:
     return env
 
 
-def measure(jit_compile: bool, steps: int) -> None:
+def measure(jit_compile: bool, steps: int, precision: str) -> None:
     """Child process: prints the median step seconds of ``steps`` warm steps as JSON."""
     sys.path.insert(0, str(ROOT))
     from benchmarks.train_step import keras_step, model_arguments
 
-    step = keras_step(model_arguments("tiny", 224), 32, jit_compile=jit_compile)
+    step = keras_step(model_arguments("tiny", 224), 32, jit_compile, precision)
     step(), step()
     times = []
     for _ in range(steps):
@@ -59,15 +59,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--graph", action="store_true", help="graph mode instead of XLA")
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--output", default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return measure(not args.graph, args.steps)
+        return measure(not args.graph, args.steps, args.precision)
     variants = args.variant or [""]
     base = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     rounds = {v: [] for v in variants}
     command = [sys.executable, __file__, "--child", "--steps", str(args.steps)]
+    command += ["--precision", args.precision]
     command += ["--graph"] if args.graph else []
     for r in range(args.rounds):
         for v in variants:
@@ -79,7 +81,7 @@ def main() -> None:
             print(f"round {r + 1} [{v or 'baseline'}] {seconds:.3f} s/step", file=sys.stderr)
     first = statistics.median(rounds[variants[0]])
     report = {
-        "what": "ViT-Tiny/16 SiameseIM train step, 224 px, batch 32, float32, "
+        "what": f"ViT-Tiny/16 SiameseIM train step, 224 px, batch 32, {args.precision}, "
         + ("graph mode" if args.graph else "whole-step XLA"),
         "env": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "XLA_FLAGS") if k in os.environ},
         "variants": [

@@ -1,0 +1,249 @@
+// Fused element-wise kernels of a transformer block for graph-mode training: LayerNorm
+// (forward keeps its float32 statistics for the backward), exact GELU, softmax's backward.
+// TensorFlow runs each element-wise op of these expressions (and of their gradients) as its
+// own pass over memory; each kernel here is one pass, split over the intra-op threads.
+// The maths is in fused_block_math.cc; siameseim_tf/layers/native/__init__.py builds this
+// file and siameseim_tf/layers/fused.py uses it. Types: float32 and bfloat16.
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/platform/threadpool.h"
+#include "fused_block.h"
+
+using namespace tensorflow;
+using shape_inference::InferenceContext;
+using shape_inference::ShapeHandle;
+
+namespace {
+
+// The bits TensorFlow stores, as the maths file sees them.
+template <typename T> struct Bits { using type = T; };
+template <> struct Bits<bfloat16> { using type = uint16_t; };
+
+template <typename T>
+const typename Bits<T>::type* In(const Tensor& t) {
+  return reinterpret_cast<const typename Bits<T>::type*>(t.flat<T>().data());
+}
+template <typename T>
+typename Bits<T>::type* Out(Tensor* t) {
+  return reinterpret_cast<typename Bits<T>::type*>(t->flat<T>().data());
+}
+
+void ParallelRows(OpKernelContext* ctx, int64_t rows, int64_t cost_per_row,
+                  const std::function<void(int64_t, int64_t)>& work) {
+  ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(rows, cost_per_row, work);
+}
+
+Status RowStatistics(InferenceContext* c) {  // mean / rstd: the input's shape without its last axis
+  ShapeHandle x, rows;
+  TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
+  TF_RETURN_IF_ERROR(c->Subshape(x, 0, -1, &rows));
+  c->set_output(0, x);
+  c->set_output(1, rows);
+  c->set_output(2, rows);
+  return OkStatus();
+}
+
+}  // namespace
+
+REGISTER_OP("SimLayerNorm")
+    .Input("x: T")              // [..., D]
+    .Input("gamma: float")      // [D]
+    .Input("beta: float")       // [D]
+    .Output("y: T")             // [..., D]
+    .Output("mean: float")      // [...]
+    .Output("rstd: float")      // [...] 1 / sqrt(var + epsilon)
+    .Attr("epsilon: float")
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn(RowStatistics);
+
+REGISTER_OP("SimLayerNormGrad")
+    .Input("x: T")
+    .Input("gamma: float")
+    .Input("mean: float")
+    .Input("rstd: float")
+    .Input("dy: T")
+    .Output("dx: T")
+    .Output("dgamma: float")
+    .Output("dbeta: float")
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->input(1));
+      c->set_output(2, c->input(1));
+      return OkStatus();
+    });
+
+REGISTER_OP("SimGelu")
+    .Input("x: T")
+    .Output("y: T")
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
+REGISTER_OP("SimGeluGrad")
+    .Input("x: T")
+    .Input("dy: T")
+    .Output("dx: T")
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
+REGISTER_OP("SimSoftmaxGrad")
+    .Input("y: T")    // softmax's output, [..., N]
+    .Input("dy: T")
+    .Output("dz: T")  // gradient with respect to softmax's input
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
+// Checks shared by the kernels: same shape for the paired inputs, a [D] vector for gamma.
+#define SIM_REQUIRE_SAME_SHAPE(ctx, a, b)                                                   \
+  OP_REQUIRES(ctx, (a).shape() == (b).shape(),                                            \
+              errors::InvalidArgument("shapes differ: ", (a).shape().DebugString(), " vs ", \
+                                      (b).shape().DebugString()))
+
+template <typename T>
+class SimLayerNormOp : public OpKernel {
+ public:
+  explicit SimLayerNormOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon", &epsilon_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &gamma = ctx->input(1), &beta = ctx->input(2);
+    OP_REQUIRES(ctx, x.dims() >= 1, errors::InvalidArgument("x needs a last axis"));
+    const int64_t width = x.dim_size(x.dims() - 1), rows = width ? x.NumElements() / width : 0;
+    OP_REQUIRES(ctx, gamma.NumElements() == width && beta.NumElements() == width,
+                errors::InvalidArgument("gamma and beta need ", width, " elements"));
+    TensorShape row_shape = x.shape();
+    row_shape.RemoveLastDims(1);
+    Tensor *y, *mean, *rstd;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, row_shape, &mean));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, row_shape, &rstd));
+    if (rows == 0 || width == 0) return;
+    ParallelRows(ctx, rows, 12 * width, [&](int64_t begin, int64_t end) {
+      simblock::LayerNormForward(In<T>(x), gamma.flat<float>().data(), beta.flat<float>().data(),
+                                 epsilon_, width, begin, end, Out<T>(y),
+                                 mean->flat<float>().data(), rstd->flat<float>().data());
+    });
+  }
+
+ private:
+  float epsilon_;
+};
+
+template <typename T>
+class SimLayerNormGradOp : public OpKernel {
+ public:
+  explicit SimLayerNormGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &gamma = ctx->input(1), &mean = ctx->input(2);
+    const Tensor &rstd = ctx->input(3), &dy = ctx->input(4);
+    SIM_REQUIRE_SAME_SHAPE(ctx, x, dy);
+    OP_REQUIRES(ctx, x.dims() >= 1, errors::InvalidArgument("x needs a last axis"));
+    const int64_t width = x.dim_size(x.dims() - 1), rows = width ? x.NumElements() / width : 0;
+    OP_REQUIRES(ctx, gamma.NumElements() == width,
+                errors::InvalidArgument("gamma needs ", width, " elements"));
+    OP_REQUIRES(ctx, mean.NumElements() == rows && rstd.NumElements() == rows,
+                errors::InvalidArgument("mean and rstd need ", rows, " elements"));
+    Tensor *dx, *dgamma, *dbeta;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, gamma.shape(), &dgamma));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, gamma.shape(), &dbeta));
+    // dgamma / dbeta: one partial sum per fixed block of rows, added in block order, so the
+    // result does not depend on how the blocks were spread over threads.
+    constexpr int64_t kBlockRows = 64;
+    const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+    std::vector<float> partial(blocks * 2 * width, 0.0f);
+    ParallelRows(ctx, blocks, 20 * kBlockRows * width, [&](int64_t first, int64_t last) {
+      for (int64_t b = first; b < last; ++b) {
+        float* sums = partial.data() + b * 2 * width;
+        simblock::LayerNormBackward(In<T>(x), gamma.flat<float>().data(),
+                                    mean.flat<float>().data(), rstd.flat<float>().data(),
+                                    In<T>(dy), width, b * kBlockRows,
+                                    std::min(rows, (b + 1) * kBlockRows), Out<T>(dx), sums,
+                                    sums + width);
+      }
+    });
+    float* dg = dgamma->flat<float>().data();
+    float* db = dbeta->flat<float>().data();
+    std::fill(dg, dg + width, 0.0f);
+    std::fill(db, db + width, 0.0f);
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t i = 0; i < width; ++i) {
+        dg[i] += partial[b * 2 * width + i];
+        db[i] += partial[b * 2 * width + width + i];
+      }
+  }
+};
+
+template <typename T>
+class SimGeluOp : public OpKernel {
+ public:
+  explicit SimGeluOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    Tensor* y;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    ParallelRows(ctx, x.NumElements(), 40, [&](int64_t begin, int64_t end) {
+      simblock::GeluForward(In<T>(x), begin, end, Out<T>(y));
+    });
+  }
+};
+
+template <typename T>
+class SimGeluGradOp : public OpKernel {
+ public:
+  explicit SimGeluGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &dy = ctx->input(1);
+    SIM_REQUIRE_SAME_SHAPE(ctx, x, dy);
+    Tensor* dx;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    ParallelRows(ctx, x.NumElements(), 60, [&](int64_t begin, int64_t end) {
+      simblock::GeluBackward(In<T>(x), In<T>(dy), begin, end, Out<T>(dx));
+    });
+  }
+};
+
+template <typename T>
+class SimSoftmaxGradOp : public OpKernel {
+ public:
+  explicit SimSoftmaxGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &y = ctx->input(0), &dy = ctx->input(1);
+    SIM_REQUIRE_SAME_SHAPE(ctx, y, dy);
+    OP_REQUIRES(ctx, y.dims() >= 1, errors::InvalidArgument("y needs a last axis"));
+    const int64_t width = y.dim_size(y.dims() - 1), rows = width ? y.NumElements() / width : 0;
+    Tensor* dz;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y.shape(), &dz));
+    if (rows == 0) return;
+    ParallelRows(ctx, rows, 8 * width, [&](int64_t begin, int64_t end) {
+      simblock::SoftmaxBackward(In<T>(y), In<T>(dy), width, begin, end, Out<T>(dz));
+    });
+  }
+};
+
+#define SIM_REGISTER(T)                                                                     \
+  REGISTER_KERNEL_BUILDER(Name("SimLayerNorm").Device(DEVICE_CPU).TypeConstraint<T>("T"),    \
+                          SimLayerNormOp<T>);                                               \
+  REGISTER_KERNEL_BUILDER(Name("SimLayerNormGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
+                          SimLayerNormGradOp<T>);                                           \
+  REGISTER_KERNEL_BUILDER(Name("SimGelu").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
+                          SimGeluOp<T>);                                                    \
+  REGISTER_KERNEL_BUILDER(Name("SimGeluGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
+                          SimGeluGradOp<T>);                                                \
+  REGISTER_KERNEL_BUILDER(Name("SimSoftmaxGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),  \
+                          SimSoftmaxGradOp<T>);
+
+SIM_REGISTER(float)
+SIM_REGISTER(bfloat16)

@@ -1,0 +1,140 @@
+"""Builds, caches and loads the package's C++ TensorFlow op libraries (one home for both).
+
+Each library is a TensorFlow glue file (compiled with TensorFlow's own flags) plus a maths
+file compiled with ``-O3 -march=native`` for the CPU it runs on. The ``.so`` goes to
+``$SIAMESEIM_CACHE`` (default ``~/.cache/siameseim_tf``), keyed by the sources, the
+TensorFlow version, the compiler and the CPU's feature flags, and is built under a file
+lock (several processes, e.g. MultiWorkerMirroredStrategy workers, may start at once).
+``SIAMESEIM_NATIVE=0`` disables every library; callers then use their TF-op path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("SIAMESEIM_CACHE") or Path.home() / ".cache" / "siameseim_tf"
+    return Path(root)
+
+
+def _cpu_signature() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        flags = platform.processor()
+    return hashlib.sha256(flags.encode()).hexdigest()[:12]
+
+
+def _run(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... failed:\n{done.stderr[-2000:]}")
+
+
+class NativeLibrary:
+    """One op library: ``glue`` (TF op registration), ``maths`` (-march=native), ``header``.
+
+    Args:
+        name: file stem in the cache and the name printed while building / on fallback.
+        glue, maths, header: the source files.
+    """
+
+    def __init__(self, name: str, glue: Path, maths: Path, header: Path):
+        self.name, self.glue, self.maths, self.header = name, glue, maths, header
+        self._lock = threading.Lock()
+        self._state: dict = {}
+
+    def _build(self, tf, compiler: str, target: Path) -> None:
+        # The maths for this CPU (-march=native); the TF glue with TF's flags only: Eigen's
+        # headers do not compile with every -m flag (AVX512-FP16) and must match TF's build.
+        maths = target.with_suffix(".math.o")
+        _run(
+            [
+                compiler,
+                "-O3",
+                "-march=native",
+                # lets GCC vectorise selects and min / max (nothing here reads floating-point
+                # exception flags or errno); results are unchanged
+                "-fno-trapping-math",
+                "-fno-math-errno",
+                "-fPIC",
+                "-std=c++17",
+                "-c",
+                str(self.maths),
+                "-o",
+                str(maths),
+            ]
+        )
+        tmp = target.with_suffix(".tmp")
+        _run(
+            [
+                compiler,
+                "-O2",
+                "-w",  # TF's headers warn (deprecations) by the hundred
+                "-shared",
+                "-fPIC",
+                str(self.glue),
+                str(maths),
+                "-o",
+                str(tmp),
+                *tf.sysconfig.get_compile_flags(),
+                *tf.sysconfig.get_link_flags(),
+            ]
+        )
+        os.replace(tmp, target)
+        maths.unlink()
+
+    def _load(self):
+        import tensorflow as tf
+
+        if os.environ.get("SIAMESEIM_NATIVE", "1") == "0":
+            raise RuntimeError("disabled by SIAMESEIM_NATIVE=0")
+        compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+        if compiler is None:
+            raise RuntimeError("no C++ compiler (g++) on PATH")
+        key = hashlib.sha256(
+            self.glue.read_bytes()
+            + self.maths.read_bytes()
+            + self.header.read_bytes()
+            + f"{tf.__version__}|{compiler}|{_cpu_signature()}".encode()
+        ).hexdigest()[:16]
+        folder = _cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{self.name}_{key}.so"
+        with open(folder / f"{self.name}_{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one build even with several processes
+            if not target.exists():
+                print(f"siameseim_tf: building {self.name} -> {target}", file=sys.stderr)
+                self._build(tf, compiler, target)
+        return tf.load_op_library(str(target))
+
+    def load(self):
+        """The op library, or None if it cannot be built here (the reason: :meth:`status`).
+
+        Plain Python, safe to call while tracing: the build runs once per cache key."""
+        with self._lock:
+            if "module" not in self._state:
+                try:
+                    self._state["module"], self._state["reason"] = self._load(), "loaded"
+                except Exception as error:  # noqa: BLE001 - any failure means: use TF ops
+                    self._state["module"], self._state["reason"] = None, str(error)
+                    print(
+                        f"siameseim_tf: {self.name} kernels unavailable ({error}); using TF ops",
+                        file=sys.stderr,
+                    )
+            return self._state["module"]
+
+    def status(self) -> str:
+        """ "loaded", or why the TF-op path is used."""
+        self.load()
+        return self._state["reason"]
