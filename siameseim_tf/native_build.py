@@ -6,6 +6,8 @@ file compiled with ``-O3 -march=native`` for the CPU it runs on. The ``.so`` goe
 TensorFlow version, the compiler and the CPU's feature flags, and is built under a file
 lock (several processes, e.g. MultiWorkerMirroredStrategy workers, may start at once).
 ``SIAMESEIM_NATIVE=0`` disables every library; callers then use their TF-op path.
+``SIAMESEIM_MARCH`` replaces ``native`` in ``-march`` (e.g. ``x86-64-v3`` to build for
+AVX2 machines on a newer CPU, or to emulate one).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class NativeLibrary:
         self._lock = threading.Lock()
         self._state: dict = {}
 
-    def _build(self, tf, compiler: str, target: Path) -> None:
+    def _build(self, tf, compiler: str, march: str, target: Path) -> None:
         # The maths for this CPU (-march=native); the TF glue with TF's flags only: Eigen's
         # headers do not compile with every -m flag (AVX512-FP16) and must match TF's build.
         maths = target.with_suffix(".math.o")
@@ -62,7 +64,7 @@ class NativeLibrary:
             [
                 compiler,
                 "-O3",
-                "-march=native",
+                f"-march={march}",
                 # lets GCC vectorise selects and min / max (nothing here reads floating-point
                 # exception flags or errno); results are unchanged
                 "-fno-trapping-math",
@@ -102,11 +104,12 @@ class NativeLibrary:
         compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
         if compiler is None:
             raise RuntimeError("no C++ compiler (g++) on PATH")
+        march = os.environ.get("SIAMESEIM_MARCH") or "native"
         key = hashlib.sha256(
             self.glue.read_bytes()
             + self.maths.read_bytes()
             + self.header.read_bytes()
-            + f"{tf.__version__}|{compiler}|{_cpu_signature()}".encode()
+            + f"{tf.__version__}|{compiler}|{march}|{_cpu_signature()}".encode()
         ).hexdigest()[:16]
         folder = _cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,7 +118,7 @@ class NativeLibrary:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one build even with several processes
             if not target.exists():
                 print(f"siameseim_tf: building {self.name} -> {target}", file=sys.stderr)
-                self._build(tf, compiler, target)
+                self._build(tf, compiler, march, target)
         return tf.load_op_library(str(target))
 
     def load(self):
