@@ -4,9 +4,12 @@ is checked by the layer tests."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -177,3 +180,36 @@ def test_fused_kernels_fall_back_to_xla_without_the_native_library(monkeypatch):
         gelu_exact_fused(x, backend="native")
     with pytest.raises(ValueError, match="backend must be"):
         softmax_fused(x, backend="cuda")
+
+
+_KERNEL_OUTPUTS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from siameseim_tf.layers import native
+ops = native.load()
+x = tf.constant(np.linspace(-7, 7, 6 * 40, dtype=np.float32).reshape(6, 40))
+y, mean, rstd = ops.sim_layer_norm(x, tf.ones([40]), tf.zeros([40]), epsilon=1e-6)
+dx, dg, db = ops.sim_layer_norm_grad(x, tf.ones([40]), mean, rstd, tf.sin(x))
+out = [y, dx, dg, db, ops.sim_gelu(x), ops.sim_gelu_grad(x, tf.cos(x))]
+print(native.status(), json.dumps([t.numpy().tolist() for t in out]))
+"""
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="needs g++ to build the kernels")
+def test_kernels_built_for_avx2_equal_this_cpus_build(tmp_path):
+    # The maths is compiled for the CPU it runs on; an AVX2 machine's build (x86-64-v3)
+    # must give this machine's results to float32 rounding (FMA contraction may differ).
+    def run(env):
+        env = {**os.environ, "SIAMESEIM_CACHE": str(tmp_path / "cache"), **env}
+        done = subprocess.run(
+            [sys.executable, "-c", _KERNEL_OUTPUTS], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        status, _, payload = done.stdout.strip().splitlines()[-1].partition(" ")
+        assert status == "loaded"
+        return json.loads(payload)
+
+    for avx2, here in zip(run({"SIAMESEIM_MARCH": "x86-64-v3"}), run({})):
+        np.testing.assert_allclose(avx2, here, atol=2e-6, rtol=1e-6)
+    assert len(list((tmp_path / "cache").glob("fused_block_*.so"))) == 2
