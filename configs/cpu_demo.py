@@ -15,7 +15,8 @@ Expected (measured, seed 0, 2 CPU cores):
     bf16 after measuring bf16 matmuls at 2.05x float32) the budget bought 2178 steps and
     the demo took 9.9 min: pretrained 84.7 / 83.4 / 75.4, random init 77.1 / 72.8 / 63.4,
     raw pixels 81.6 / 84.1 / 77.0 (+7.6 linear / +10.6 k-NN over random init, +3.1 linear
-    over raw pixels). Run length matters most at this scale
+    over raw pixels); with the block kernels as C++ ops 2514 steps, 10.2 min: 85.0 / 83.9 /
+    75.6. Run length matters most at this scale
     (docs/small_scale.md): the former 3 epochs (702 steps) gave 82.2 / 80.5 / 72.2.
 
 Deviations from the paper recipe (method §6), all for a CPU budget of ~10 minutes:
