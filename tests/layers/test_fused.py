@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from siameseim_tf.hardware import onednn_capped_below_native_bf16
 from siameseim_tf.layers import TransformerBlock, gelu_exact, native
 from siameseim_tf.layers.fused import gelu_exact_fused, layer_norm_fused, softmax_fused
 from siameseim_tf.layers.transformer import configure_blocks
@@ -137,12 +138,16 @@ def test_fused_softmax_gradient_equals_autodiff(shape, backend):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_fused_bfloat16_layer_norm_and_softmax_stay_within_bfloat16_rounding(backend):
+def _bf16_inputs():
     x = tf.random.stateless_normal((4, 9, 40), seed=(6, 1)) * 2.0 + 0.5
+    return tf.cast(x, tf.bfloat16)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_bfloat16_layer_norm_stays_within_bfloat16_rounding(backend):
     gamma = tf.random.stateless_normal((40,), seed=(6, 2))
     beta = tf.random.stateless_normal((40,), seed=(6, 3))
-    x16 = tf.cast(x, tf.bfloat16)
+    x16 = _bf16_inputs()
     # reference: float32 ops on the same (bf16-rounded) inputs
     ln = lambda t: layer_norm_fused(t, gamma, beta, 1e-6, backend)  # noqa: E731
     ln_ref = lambda t: layer_norm_fused(t, gamma, beta, 1e-6, "xla")  # noqa: E731
@@ -151,6 +156,15 @@ def test_fused_bfloat16_layer_norm_and_softmax_stay_within_bfloat16_rounding(bac
     assert ln(x16).dtype == tf.bfloat16
     np.testing.assert_allclose(y, y_ref, atol=0.02, rtol=0.01)  # 8 significant bits
     np.testing.assert_allclose(g, g_ref, atol=0.3, rtol=0.02)  # dx sums 40 rounded terms
+
+
+@pytest.mark.skipif(
+    onednn_capped_below_native_bf16(),
+    reason="oneDNN capped below this CPU's native bf16: TF's bf16 softmax aborts the process",
+)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_bfloat16_softmax_stays_within_bfloat16_rounding(backend):
+    x16 = _bf16_inputs()
     sm = lambda t: softmax_fused(t, backend)  # noqa: E731
     p, dp = value_and_grad(sm, x16, graph=True)
     p_ref, dp_ref = value_and_grad(lambda t: tf.nn.softmax(t, -1), tf.cast(x16, tf.float32), True)
