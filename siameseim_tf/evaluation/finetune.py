@@ -158,7 +158,13 @@ def finetune(
     """
     from siameseim_tf.data.finetune_data import build_finetune_dataset, count_classes
     from siameseim_tf.training.checkpoints import train_step_count
-    from siameseim_tf.training.run import ResumableRun, apply_xla, require_decodable, xla_mode
+    from siameseim_tf.training.run import (
+        ResumableRun,
+        apply_xla,
+        describe_xla,
+        require_decodable,
+        xla_mode,
+    )
     from siameseim_tf.training.run_length import plan_run
     from siameseim_tf.training.strategy import (
         agreed_precision,
@@ -201,7 +207,7 @@ def finetune(
         f"classes; {describe_devices(strategy)}; global batch {global_batch_size}; "
         f"{plan.steps_per_epoch} steps per epoch, "
         + (f"{plan.total_steps} steps" if plan.total_steps else f"{budget_minutes:g} min")
-        + f"; precision {policy} ({precision_reason}), XLA {xla}, seed {seed}"
+        + f"; precision {policy} ({precision_reason}), XLA {describe_xla(xla)}, seed {seed}"
     )
     keras.utils.set_random_seed(seed)
     with strategy.scope():

@@ -46,6 +46,19 @@ def _native_ops(backend: str):
     return ops
 
 
+def describe_backend() -> str:
+    """Which fused kernels ``backend="auto"`` runs here, for start-up messages."""
+    import tensorflow as tf
+
+    from siameseim_tf.layers import native
+
+    if tf.config.list_logical_devices("GPU"):
+        return "XLA-compiled (a GPU is visible)"
+    if native.load() is None:
+        return f"XLA-compiled (C++ unavailable: {native.status()})"
+    return "C++"
+
+
 def _xla(fn):
     import tensorflow as tf
 

@@ -18,6 +18,7 @@ from siameseim_tf.training.optimizer import make_optimizer
 from siameseim_tf.training.run import (
     ResumableRun,
     apply_xla,
+    describe_xla,
     require_decodable,
     restores_dtype_policy,
     xla_mode,
@@ -220,7 +221,7 @@ def pretrain(
     )
     say(
         f"[pretrain] {method}: {plan.steps_per_epoch} steps per epoch, {length}; "
-        f"precision {policy} ({precision_reason}), XLA {xla}, seed {seed}"
+        f"precision {policy} ({precision_reason}), XLA {describe_xla(xla)}, seed {seed}"
     )
     keras.utils.set_random_seed(seed)  # initialisation; the data has its own seeded stream
     with strategy.scope():

@@ -227,3 +227,17 @@ def test_kernels_built_for_avx2_equal_this_cpus_build(tmp_path):
     for avx2, here in zip(run({"SIAMESEIM_MARCH": "x86-64-v3"}), run({})):
         np.testing.assert_allclose(avx2, here, atol=2e-6, rtol=1e-6)
     assert len(list((tmp_path / "cache").glob("fused_block_*.so"))) == 2
+
+
+def test_start_up_line_says_which_fused_kernels_run(monkeypatch):
+    from siameseim_tf.training.run import describe_xla
+
+    assert describe_xla("step") == "step"
+    if HAS_COMPILER:
+        assert describe_xla("off") == "off (graph mode, fused kernels: C++)"
+    monkeypatch.setattr(native, "load", lambda: None)
+    monkeypatch.setattr(native, "status", lambda: "disabled by SIAMESEIM_NATIVE=0")
+    assert describe_xla("off") == (
+        "off (graph mode, fused kernels: XLA-compiled (C++ unavailable: disabled by "
+        "SIAMESEIM_NATIVE=0))"
+    )
