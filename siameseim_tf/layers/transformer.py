@@ -8,7 +8,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from siameseim_tf.layers.fused import gelu_exact_fused, layer_norm_fused, softmax_fused
+from siameseim_tf.layers.fused import (
+    bias_add_fused,
+    gelu_exact_fused,
+    layer_norm_fused,
+    softmax_fused,
+)
 from siameseim_tf.layers.norms import make_norm
 
 _INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
@@ -17,6 +22,13 @@ _INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
 def gelu_exact(x):
     """Exact (erf) GELU written with ``erf`` so that it exports to ONNX (not ``Erfc``)."""
     return 0.5 * x * (1.0 + ops.erf(x * ops.cast(_INV_SQRT2, x.dtype)))
+
+
+def dense(layer: keras.layers.Dense, x, fused: bool):
+    """``layer(x)``; with ``fused`` (graph-mode training) its bias add is a fused kernel."""
+    if not fused or layer.bias is None:
+        return layer(x)
+    return bias_add_fused(ops.matmul(x, layer.kernel), layer.bias)
 
 
 def xavier_dense(units: int, name: str, dtype=None) -> keras.layers.Dense:
@@ -62,17 +74,18 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def call(self, x, training=False):
         tokens = ops.shape(x)[1]
-        qkv = ops.reshape(self.qkv(x), (-1, tokens, 3, self.num_heads, self.head_dim))
+        fused = training and self.fused_softmax
+        qkv = ops.reshape(dense(self.qkv, x, fused), (-1, tokens, 3, self.num_heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, hd]
         # unstack, not qkv[0], qkv[1], qkv[2]: each slice's gradient is a zero-filled
         # [3, B, H, T, hd] tensor (StridedSliceGrad) summed with the others, measured at a
         # third of a ViT-Tiny block's backward in graph mode; unstack's gradient is a stack.
         q, k, v = ops.unstack(qkv, 3, axis=0)  # [B, H, T, hd] each
         scale = ops.cast(1.0 / math.sqrt(self.head_dim), q.dtype)
-        softmax = softmax_fused if training and self.fused_softmax else ops.softmax
+        softmax = softmax_fused if fused else ops.softmax
         attn = softmax(ops.matmul(q * scale, ops.transpose(k, (0, 1, 3, 2))))  # [B, H, T, T]
         out = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))  # [B, T, H, hd]
-        return self.proj(ops.reshape(out, (-1, tokens, self.dim)))  # [B, T, D]
+        return dense(self.proj, ops.reshape(out, (-1, tokens, self.dim)), fused)  # [B, T, D]
 
     def get_config(self):
         config = super().get_config()
@@ -171,8 +184,10 @@ class TransformerBlock(keras.layers.Layer):
         # Fused kernels only in graph-mode training (set by configure_blocks): inside an
         # XLA cluster the custom gradient stops XLA's own fusion, and inference / export
         # keep plain, ONNX-exportable ops.
-        gelu = gelu_exact_fused if training and self.fused_kernels else gelu_exact
-        return self._residual(self.fc2(gelu(self.fc1(h))), gamma, training)
+        fused = training and self.fused_kernels
+        gelu = gelu_exact_fused if fused else gelu_exact
+        hidden = gelu(dense(self.fc1, h, fused))  # [B, T, hidden]
+        return self._residual(dense(self.fc2, hidden, fused), gamma, training)
 
     def _call_xla(self, x, training):
         """The block with its per-replica work XLA-compiled, for tf.distribute runs.

@@ -18,7 +18,12 @@ import tensorflow as tf
 
 from siameseim_tf.hardware import onednn_capped_below_native_bf16
 from siameseim_tf.layers import TransformerBlock, gelu_exact, native
-from siameseim_tf.layers.fused import gelu_exact_fused, layer_norm_fused, softmax_fused
+from siameseim_tf.layers.fused import (
+    bias_add_fused,
+    gelu_exact_fused,
+    layer_norm_fused,
+    softmax_fused,
+)
 from siameseim_tf.layers.transformer import configure_blocks
 
 HAS_COMPILER = shutil.which(os.environ.get("CXX", "g++")) is not None
@@ -240,4 +245,41 @@ def test_start_up_line_says_which_fused_kernels_run(monkeypatch):
     assert describe_xla("off") == (
         "off (graph mode, fused kernels: XLA-compiled (C++ unavailable: disabled by "
         "SIAMESEIM_NATIVE=0))"
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_fused_bias_add_and_its_gradient_equal_plain(backend, dtype):
+    x = tf.cast(tf.random.stateless_normal((3, 67, 24), seed=(8, 1)), dtype)
+    bias = tf.random.stateless_normal((24,), seed=(8, 2))
+    weight = tf.cast(tf.random.stateless_normal(x.shape, seed=(8, 3)), dtype)
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            tape.watch([x, bias])
+            y = fn(x, bias)
+            loss = tf.reduce_sum(tf.cast(y * weight, tf.float32))
+        return [y, *tape.gradient(loss, [x, bias])]
+
+    got = run(lambda t, b: bias_add_fused(t, b, backend))
+    want = run(lambda t, b: t + tf.cast(b, t.dtype))
+    assert got[0].dtype == dtype
+    tol = 1e-6 if dtype == tf.float32 else 0.02  # bf16: the bias gradient's rounding
+    for a, b in zip(got, want):
+        a, b = tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy()
+        np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=0)
+
+
+def test_block_with_fused_kernels_keeps_bfloat16_matmuls():
+    block = TransformerBlock(dim=16, num_heads=2, dtype="mixed_bfloat16")
+    x = tf.random.stateless_normal((2, 5, 16), seed=(4, 4))
+    block.build(x.shape)
+    outputs = {}
+    for fused in (False, True):
+        configure_blocks(block, fused_kernels=fused)
+        outputs[fused] = tf.function(lambda: block(x, training=True))()
+    assert outputs[True].dtype == outputs[False].dtype == tf.bfloat16
+    np.testing.assert_allclose(
+        tf.cast(outputs[True], tf.float32), tf.cast(outputs[False], tf.float32), atol=0.1
     )

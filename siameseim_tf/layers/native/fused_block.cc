@@ -40,6 +40,24 @@ void ParallelRows(OpKernelContext* ctx, int64_t rows, int64_t cost_per_row,
   ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(rows, cost_per_row, work);
 }
 
+// Column sums of per-row contributions: `add_rows(begin, end, sums)` adds rows [begin, end)
+// into `count` consecutive [width] float32 arrays. One partial sum per fixed block of 64
+// rows, added in block order, so the result does not depend on the thread count.
+std::vector<float> SumOverRowBlocks(OpKernelContext* ctx, int64_t rows, int64_t width, int count,
+                                    int64_t cost_per_row,
+                                    const std::function<void(int64_t, int64_t, float*)>& add_rows) {
+  constexpr int64_t kBlockRows = 64;
+  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows, size = count * width;
+  std::vector<float> partial(blocks * size, 0.0f), total(size, 0.0f);
+  ParallelRows(ctx, blocks, cost_per_row * kBlockRows, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b)
+      add_rows(b * kBlockRows, std::min(rows, (b + 1) * kBlockRows), partial.data() + b * size);
+  });
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t i = 0; i < size; ++i) total[i] += partial[b * size + i];
+  return total;
+}
+
 Status RowStatistics(InferenceContext* c) {  // mean / rstd: the input's shape without its last axis
   ShapeHandle x, rows;
   TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
@@ -100,6 +118,24 @@ REGISTER_OP("SimSoftmaxGrad")
     .Attr("T: {float, bfloat16}")
     .SetShapeFn(shape_inference::UnchangedShape);
 
+REGISTER_OP("SimBiasAdd")
+    .Input("x: T")     // [..., C]
+    .Input("bias: T")  // [C]
+    .Output("y: T")
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
+REGISTER_OP("SimBiasAddGrad")
+    .Input("dy: T")    // [..., C]
+    .Output("db: T")   // [C], summed in float32
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle dy;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &dy));
+      c->set_output(0, c->Vector(c->Dim(dy, -1)));
+      return OkStatus();
+    });
+
 // Checks shared by the kernels: same shape for the paired inputs, a [D] vector for gamma.
 #define SIM_REQUIRE_SAME_SHAPE(ctx, a, b)                                                   \
   OP_REQUIRES(ctx, (a).shape() == (b).shape(),                                            \
@@ -156,30 +192,15 @@ class SimLayerNormGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, gamma.shape(), &dgamma));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, gamma.shape(), &dbeta));
-    // dgamma / dbeta: one partial sum per fixed block of rows, added in block order, so the
-    // result does not depend on how the blocks were spread over threads.
-    constexpr int64_t kBlockRows = 64;
-    const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
-    std::vector<float> partial(blocks * 2 * width, 0.0f);
-    ParallelRows(ctx, blocks, 20 * kBlockRows * width, [&](int64_t first, int64_t last) {
-      for (int64_t b = first; b < last; ++b) {
-        float* sums = partial.data() + b * 2 * width;
-        simblock::LayerNormBackward(In<T>(x), gamma.flat<float>().data(),
-                                    mean.flat<float>().data(), rstd.flat<float>().data(),
-                                    In<T>(dy), width, b * kBlockRows,
-                                    std::min(rows, (b + 1) * kBlockRows), Out<T>(dx), sums,
-                                    sums + width);
-      }
-    });
-    float* dg = dgamma->flat<float>().data();
-    float* db = dbeta->flat<float>().data();
-    std::fill(dg, dg + width, 0.0f);
-    std::fill(db, db + width, 0.0f);
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int64_t i = 0; i < width; ++i) {
-        dg[i] += partial[b * 2 * width + i];
-        db[i] += partial[b * 2 * width + width + i];
-      }
+    const std::vector<float> sums = SumOverRowBlocks(
+        ctx, rows, width, 2, 20 * width, [&](int64_t begin, int64_t end, float* partial) {
+          simblock::LayerNormBackward(In<T>(x), gamma.flat<float>().data(),
+                                      mean.flat<float>().data(), rstd.flat<float>().data(),
+                                      In<T>(dy), width, begin, end, Out<T>(dx), partial,
+                                      partial + width);
+        });
+    std::copy(sums.begin(), sums.begin() + width, dgamma->flat<float>().data());
+    std::copy(sums.begin() + width, sums.end(), dbeta->flat<float>().data());
   }
 };
 
@@ -233,6 +254,47 @@ class SimSoftmaxGradOp : public OpKernel {
   }
 };
 
+template <typename T>
+class SimBiasAddOp : public OpKernel {
+ public:
+  explicit SimBiasAddOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &bias = ctx->input(1);
+    OP_REQUIRES(ctx, x.dims() >= 1, errors::InvalidArgument("x needs a last axis"));
+    const int64_t width = x.dim_size(x.dims() - 1), rows = width ? x.NumElements() / width : 0;
+    OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == width,
+                errors::InvalidArgument("bias must be [", width, "], got ",
+                                        bias.shape().DebugString()));
+    Tensor* y;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    if (rows == 0) return;
+    ParallelRows(ctx, rows, 2 * width, [&](int64_t begin, int64_t end) {
+      simblock::BiasAdd(In<T>(x), In<T>(bias), width, begin, end, Out<T>(y));
+    });
+  }
+};
+
+template <typename T>
+class SimBiasAddGradOp : public OpKernel {
+ public:
+  explicit SimBiasAddGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& dy = ctx->input(0);
+    OP_REQUIRES(ctx, dy.dims() >= 1, errors::InvalidArgument("dy needs a last axis"));
+    const int64_t width = dy.dim_size(dy.dims() - 1), rows = width ? dy.NumElements() / width : 0;
+    Tensor* db;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({width}), &db));
+    const std::vector<float> sums = SumOverRowBlocks(
+        ctx, rows, width, 1, 2 * width, [&](int64_t begin, int64_t end, float* partial) {
+          simblock::BiasGradRows(In<T>(dy), width, begin, end, partial);
+        });
+    auto out = db->flat<T>();
+    for (int64_t i = 0; i < width; ++i) out(i) = static_cast<T>(sums[i]);
+  }
+};
+
 #define SIM_REGISTER(T)                                                                     \
   REGISTER_KERNEL_BUILDER(Name("SimLayerNorm").Device(DEVICE_CPU).TypeConstraint<T>("T"),    \
                           SimLayerNormOp<T>);                                               \
@@ -243,7 +305,11 @@ class SimSoftmaxGradOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("SimGeluGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
                           SimGeluGradOp<T>);                                                \
   REGISTER_KERNEL_BUILDER(Name("SimSoftmaxGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),  \
-                          SimSoftmaxGradOp<T>);
+                          SimSoftmaxGradOp<T>);                                             \
+  REGISTER_KERNEL_BUILDER(Name("SimBiasAdd").Device(DEVICE_CPU).TypeConstraint<T>("T"),      \
+                          SimBiasAddOp<T>);                                                 \
+  REGISTER_KERNEL_BUILDER(Name("SimBiasAddGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),  \
+                          SimBiasAddGradOp<T>);
 
 SIM_REGISTER(float)
 SIM_REGISTER(bfloat16)

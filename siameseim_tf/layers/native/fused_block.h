@@ -32,6 +32,13 @@ void GeluBackward(const T* x, const T* dy, int64_t begin, int64_t end, T* dx);
 template <typename T>
 void SoftmaxBackward(const T* y, const T* dy, int64_t width, int64_t begin, int64_t end, T* dz);
 
+// y = x + bias over each row; and the rows' dy added to sums ([width], float32), the bias
+// gradient's partial sum.
+template <typename T>
+void BiasAdd(const T* x, const T* bias, int64_t width, int64_t begin, int64_t end, T* y);
+template <typename T>
+void BiasGradRows(const T* dy, int64_t width, int64_t begin, int64_t end, float* sums);
+
 }  // namespace simblock
 
 #endif  // SIAMESEIM_FUSED_BLOCK_H_

@@ -182,6 +182,25 @@ void SoftmaxBackward(const T* y, const T* dy, int64_t width, int64_t begin, int6
   }
 }
 
+template <typename T>
+void BiasAdd(const T* x, const T* bias, int64_t width, int64_t begin, int64_t end, T* y) {
+  thread_local std::vector<float> bias_buf;
+  const float* b = RowAsFloat(bias, width, &bias_buf);
+  for (int64_t r = begin; r < end; ++r) {
+    const T* xr = x + r * width;
+    T* yr = y + r * width;
+    for (int64_t i = 0; i < width; ++i) Narrow(Widen(xr[i]) + b[i], yr + i);
+  }
+}
+
+template <typename T>
+void BiasGradRows(const T* dy, int64_t width, int64_t begin, int64_t end, float* sums) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T* dyr = dy + r * width;
+    for (int64_t i = 0; i < width; ++i) sums[i] += Widen(dyr[i]);
+  }
+}
+
 #define SIMBLOCK_INSTANTIATE(T)                                                                \
   template void LayerNormForward<T>(const T*, const float*, const float*, float, int64_t,      \
                                     int64_t, int64_t, T*, float*, float*);                    \
@@ -189,7 +208,9 @@ void SoftmaxBackward(const T* y, const T* dy, int64_t width, int64_t begin, int6
                                      const T*, int64_t, int64_t, int64_t, T*, float*, float*); \
   template void GeluForward<T>(const T*, int64_t, int64_t, T*);                                \
   template void GeluBackward<T>(const T*, const T*, int64_t, int64_t, T*);                     \
-  template void SoftmaxBackward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);
+  template void SoftmaxBackward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);        \
+  template void BiasAdd<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);                 \
+  template void BiasGradRows<T>(const T*, int64_t, int64_t, int64_t, float*);
 
 SIMBLOCK_INSTANTIATE(float)
 SIMBLOCK_INSTANTIATE(uint16_t)
