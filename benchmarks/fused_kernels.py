@@ -1,8 +1,9 @@
 """The fused block kernels: C++ ops (siameseim_tf/layers/native) against the XLA kernels.
 
 Each kernel of siameseim_tf/layers/fused.py (LayerNorm forward / backward, exact GELU
-forward / backward, softmax's backward) at the shapes of a ViT-Tiny block on 32 x 197
-tokens, float32 and bfloat16, both backends in this process, interleaved over rounds
+forward / backward, softmax's backward, bias add / bias gradient, the last against
+TensorFlow's BiasAdd / BiasAddGrad) at the shapes of a ViT-Tiny block on 32 x 197 tokens,
+float32 and bfloat16, both backends in this process, interleaved over rounds
 (median of rounds, each the mean of 10 calls). JSON out with the speed-up per kernel.
 
     python benchmarks/fused_kernels.py --output benchmarks/results_fused_kernels_zen5_epyc.json
@@ -51,6 +52,14 @@ def kernels(backend: str, dtype, tokens: tuple[int, int], width: int, heads: int
     def softmax(t):
         return fused.softmax_fused(t, backend)
 
+    bias = tf.random.normal((4 * width,))
+
+    def bias_add_and_grads():
+        with tf.GradientTape() as tape:
+            tape.watch([h, bias])
+            out = fused.bias_add_fused(h, bias, backend)
+        return tape.gradient(out, [h, bias], output_gradients=dh)
+
     return {
         "layer_norm forward": tf.function(lambda: layer_norm(x)),
         "layer_norm forward + backward": tf.function(lambda: value_and_grad(layer_norm, x, dy)),
@@ -60,6 +69,8 @@ def kernels(backend: str, dtype, tokens: tuple[int, int], width: int, heads: int
         "softmax forward + backward": tf.function(
             lambda: value_and_grad(softmax, tf.cast(logits, dtype), dprobs)
         ),
+        # the "xla" backend's bias add is TensorFlow's BiasAdd (grappler rewrites the add)
+        "bias add forward + backward [.., 768]": tf.function(bias_add_and_grads),
     }
 
 

@@ -5,7 +5,7 @@ matmuls, and float32 on CPUs with AVX-512) TensorFlow runs every element-wise op
 expression and of its automatic gradient as a separate pass over memory. Here each forward
 and each backward is one kernel with its derivative written out (docs/speed.md has the op
 profile): on CPUs the C++ ops of :mod:`siameseim_tf.layers.native` (built on first use;
-1.1-3.8x faster than the XLA kernels, docs/speed.md), else, or with ``backend="xla"``, one
+1.2-4.0x faster than the XLA kernels, docs/speed.md), else, or with ``backend="xla"``, one
 XLA-compiled function each:
 
 - GELU: d/dx [x Phi(x)] = Phi(x) + x phi(x), Phi the normal CDF, phi its density;
