@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the demo need, on a fresh Debian/Ubuntu machine.
 #   - Debian package dataset-fashion-mnist (real images for the demo and integration tests)
-#   - g++ if missing (builds the fused input-pipeline kernel on first use)
+#   - g++ if missing (builds the fused input-pipeline and training-block kernels on first use)
 #   - this package with its [dev] extra (TensorFlow, Keras, keras-cv, tf2onnx, ONNX Runtime, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
