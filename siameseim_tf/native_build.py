@@ -44,15 +44,18 @@ def _run(cmd: list[str]) -> None:
 
 
 class NativeLibrary:
-    """One op library: ``glue`` (TF op registration), ``maths`` (-march=native), ``header``.
+    """One op library in ``folder``: ``{name}.cc`` (TF op registration), ``{name}_math.cc``
+    (the maths, -march=native) and ``{name}.h`` (shared between the two).
 
     Args:
-        name: file stem in the cache and the name printed while building / on fallback.
-        glue, maths, header: the source files.
+        folder: where the three sources are.
+        name: their stem; also the cache file's stem and the name printed while building.
     """
 
-    def __init__(self, name: str, glue: Path, maths: Path, header: Path):
-        self.name, self.glue, self.maths, self.header = name, glue, maths, header
+    def __init__(self, folder: Path, name: str):
+        self.name = name
+        self.glue, self.maths = folder / f"{name}.cc", folder / f"{name}_math.cc"
+        self.header = folder / f"{name}.h"
         self._lock = threading.Lock()
         self._state: dict = {}
 

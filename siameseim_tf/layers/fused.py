@@ -27,36 +27,41 @@ _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+def _why_auto_uses_xla() -> str | None:
+    """Why ``backend="auto"`` falls back to the XLA kernels here, or None (C++ ops)."""
+    import tensorflow as tf
+
+    from siameseim_tf.layers import native
+
+    # CPU kernels only: with a GPU visible keep the XLA kernels, which compile for it (and
+    # do not build the C++ library at all).
+    if tf.config.list_logical_devices("GPU"):
+        return "a GPU is visible"
+    if tf.autograph.experimental.do_not_convert(native.load)() is None:
+        return f"C++ unavailable: {native.status()}"
+    return None
+
+
 def _native_ops(backend: str):
     """The C++ op library for ``backend`` "auto" / "native", or None for the XLA kernels."""
     import tensorflow as tf
 
-    if backend not in ("auto", "native", "xla"):
-        raise ValueError(f"backend must be 'auto', 'native' or 'xla', not {backend!r}")
-    if backend == "xla":
-        return None
     from siameseim_tf.layers import native
 
-    ops = tf.autograph.experimental.do_not_convert(native.load)()
-    if backend == "native" and ops is None:
-        raise RuntimeError(f"backend='native' but the kernels are unavailable: {native.status()}")
-    # CPU kernels only: with a GPU visible keep the XLA kernels, which compile for it.
-    if backend == "auto" and tf.config.list_logical_devices("GPU"):
+    if backend not in ("auto", "native", "xla"):
+        raise ValueError(f"backend must be 'auto', 'native' or 'xla', not {backend!r}")
+    if backend == "xla" or (backend == "auto" and _why_auto_uses_xla() is not None):
         return None
+    ops = tf.autograph.experimental.do_not_convert(native.load)()
+    if ops is None:
+        raise RuntimeError(f"backend='native' but the kernels are unavailable: {native.status()}")
     return ops
 
 
 def describe_backend() -> str:
     """Which fused kernels ``backend="auto"`` runs here, for start-up messages."""
-    import tensorflow as tf
-
-    from siameseim_tf.layers import native
-
-    if tf.config.list_logical_devices("GPU"):
-        return "XLA-compiled (a GPU is visible)"
-    if native.load() is None:
-        return f"XLA-compiled (C++ unavailable: {native.status()})"
-    return "C++"
+    reason = _why_auto_uses_xla()
+    return "C++" if reason is None else f"XLA-compiled ({reason})"
 
 
 def _xla(fn):

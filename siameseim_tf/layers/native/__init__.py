@@ -11,13 +11,7 @@ from pathlib import Path
 
 from siameseim_tf.native_build import NativeLibrary
 
-_HERE = Path(__file__).parent
-_LIBRARY = NativeLibrary(
-    "fused_block",
-    glue=_HERE / "fused_block.cc",
-    maths=_HERE / "fused_block_math.cc",
-    header=_HERE / "fused_block.h",
-)
+_LIBRARY = NativeLibrary(Path(__file__).parent, "fused_block")
 
 # load(): the op library, or None if it cannot be built here (plain Python, safe while
 # tf.data / tf.function trace; the build runs once per cache key); status(): "loaded" or

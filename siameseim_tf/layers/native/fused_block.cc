@@ -58,6 +58,14 @@ std::vector<float> SumOverRowBlocks(OpKernelContext* ctx, int64_t rows, int64_t 
   return total;
 }
 
+// A [..., width] tensor as `rows` rows of `width` elements.
+Status RowLayout(const Tensor& t, const char* name, int64_t* rows, int64_t* width) {
+  if (t.dims() < 1) return errors::InvalidArgument(name, " needs a last axis");
+  *width = t.dim_size(t.dims() - 1);
+  *rows = *width ? t.NumElements() / *width : 0;
+  return OkStatus();
+}
+
 Status RowStatistics(InferenceContext* c) {  // mean / rstd: the input's shape without its last axis
   ShapeHandle x, rows;
   TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
@@ -151,8 +159,8 @@ class SimLayerNormOp : public OpKernel {
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor &x = ctx->input(0), &gamma = ctx->input(1), &beta = ctx->input(2);
-    OP_REQUIRES(ctx, x.dims() >= 1, errors::InvalidArgument("x needs a last axis"));
-    const int64_t width = x.dim_size(x.dims() - 1), rows = width ? x.NumElements() / width : 0;
+    int64_t rows, width;
+    OP_REQUIRES_OK(ctx, RowLayout(x, "x", &rows, &width));
     OP_REQUIRES(ctx, gamma.NumElements() == width && beta.NumElements() == width,
                 errors::InvalidArgument("gamma and beta need ", width, " elements"));
     TensorShape row_shape = x.shape();
@@ -182,8 +190,8 @@ class SimLayerNormGradOp : public OpKernel {
     const Tensor &x = ctx->input(0), &gamma = ctx->input(1), &mean = ctx->input(2);
     const Tensor &rstd = ctx->input(3), &dy = ctx->input(4);
     SIM_REQUIRE_SAME_SHAPE(ctx, x, dy);
-    OP_REQUIRES(ctx, x.dims() >= 1, errors::InvalidArgument("x needs a last axis"));
-    const int64_t width = x.dim_size(x.dims() - 1), rows = width ? x.NumElements() / width : 0;
+    int64_t rows, width;
+    OP_REQUIRES_OK(ctx, RowLayout(x, "x", &rows, &width));
     OP_REQUIRES(ctx, gamma.NumElements() == width,
                 errors::InvalidArgument("gamma needs ", width, " elements"));
     OP_REQUIRES(ctx, mean.NumElements() == rows && rstd.NumElements() == rows,
@@ -243,8 +251,8 @@ class SimSoftmaxGradOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor &y = ctx->input(0), &dy = ctx->input(1);
     SIM_REQUIRE_SAME_SHAPE(ctx, y, dy);
-    OP_REQUIRES(ctx, y.dims() >= 1, errors::InvalidArgument("y needs a last axis"));
-    const int64_t width = y.dim_size(y.dims() - 1), rows = width ? y.NumElements() / width : 0;
+    int64_t rows, width;
+    OP_REQUIRES_OK(ctx, RowLayout(y, "y", &rows, &width));
     Tensor* dz;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y.shape(), &dz));
     if (rows == 0) return;
@@ -261,8 +269,8 @@ class SimBiasAddOp : public OpKernel {
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor &x = ctx->input(0), &bias = ctx->input(1);
-    OP_REQUIRES(ctx, x.dims() >= 1, errors::InvalidArgument("x needs a last axis"));
-    const int64_t width = x.dim_size(x.dims() - 1), rows = width ? x.NumElements() / width : 0;
+    int64_t rows, width;
+    OP_REQUIRES_OK(ctx, RowLayout(x, "x", &rows, &width));
     OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == width,
                 errors::InvalidArgument("bias must be [", width, "], got ",
                                         bias.shape().DebugString()));
@@ -282,8 +290,8 @@ class SimBiasAddGradOp : public OpKernel {
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& dy = ctx->input(0);
-    OP_REQUIRES(ctx, dy.dims() >= 1, errors::InvalidArgument("dy needs a last axis"));
-    const int64_t width = dy.dim_size(dy.dims() - 1), rows = width ? dy.NumElements() / width : 0;
+    int64_t rows, width;
+    OP_REQUIRES_OK(ctx, RowLayout(dy, "dy", &rows, &width));
     Tensor* db;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({width}), &db));
     const std::vector<float> sums = SumOverRowBlocks(
