@@ -5,7 +5,8 @@ file compiled with ``-O3 -march=native`` for the CPU it runs on. The ``.so`` goe
 ``$SIAMESEIM_CACHE`` (default ``~/.cache/siameseim_tf``), keyed by the sources, the
 TensorFlow version, the compiler and the CPU's feature flags, and is built under a file
 lock (several processes, e.g. MultiWorkerMirroredStrategy workers, may start at once).
-``SIAMESEIM_NATIVE=0`` disables every library; callers then use their TF-op path.
+``SIAMESEIM_NATIVE=0`` disables every library, ``SIAMESEIM_NATIVE_SKIP=attention`` (a
+comma-separated list of names) some; callers then use their TF-op path.
 ``SIAMESEIM_MARCH`` replaces ``native`` in ``-march`` (e.g. ``x86-64-v3`` to build for
 AVX2 machines on a newer CPU, or to emulate one).
 """
@@ -13,6 +14,7 @@ AVX2 machines on a newer CPU, or to emulate one).
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import platform
@@ -43,6 +45,17 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... failed:\n{done.stderr[-2000:]}")
 
 
+@functools.cache
+def _no_fp16_flag(compiler: str) -> list[str]:
+    """``-mno-avx512fp16`` where the compiler knows it: TensorFlow's copy of Eigen does not
+    compile with AVX512-FP16 on (Sapphire Rapids' -march=native), and nothing here uses it."""
+    probe = subprocess.run(
+        [compiler, "-mno-avx512fp16", "-fsyntax-only", "-x", "c++", os.devnull],
+        capture_output=True,
+    )
+    return ["-mno-avx512fp16"] if probe.returncode == 0 else []
+
+
 class NativeLibrary:
     """One op library in ``folder``: ``{name}.cc`` (TF op registration), ``{name}_math.cc``
     (the maths, -march=native) and ``{name}.h`` (shared between the two).
@@ -59,6 +72,21 @@ class NativeLibrary:
         self._lock = threading.Lock()
         self._state: dict = {}
 
+    def _maths_flags(self, tf, compiler: str, march: str) -> list[str]:
+        return [
+            "-O3",
+            f"-march={march}",
+            # lets GCC vectorise selects and min / max (nothing here reads floating-point
+            # exception flags or errno); results are unchanged
+            "-fno-trapping-math",
+            "-fno-math-errno",
+            "-DNDEBUG",  # no Eigen range checks
+            "-fPIC",
+            "-std=c++17",
+            *_no_fp16_flag(compiler),
+            f"-I{tf.sysconfig.get_include()}",  # Eigen, for maths files that use it
+        ]
+
     def _build(self, tf, compiler: str, march: str, target: Path) -> None:
         # The maths for this CPU (-march=native); the TF glue with TF's flags only: Eigen's
         # headers do not compile with every -m flag (AVX512-FP16) and must match TF's build.
@@ -66,14 +94,7 @@ class NativeLibrary:
         _run(
             [
                 compiler,
-                "-O3",
-                f"-march={march}",
-                # lets GCC vectorise selects and min / max (nothing here reads floating-point
-                # exception flags or errno); results are unchanged
-                "-fno-trapping-math",
-                "-fno-math-errno",
-                "-fPIC",
-                "-std=c++17",
+                *self._maths_flags(tf, compiler, march),
                 "-c",
                 str(self.maths),
                 "-o",
@@ -104,6 +125,8 @@ class NativeLibrary:
 
         if os.environ.get("SIAMESEIM_NATIVE", "1") == "0":
             raise RuntimeError("disabled by SIAMESEIM_NATIVE=0")
+        if self.name in os.environ.get("SIAMESEIM_NATIVE_SKIP", "").split(","):
+            raise RuntimeError(f"disabled by SIAMESEIM_NATIVE_SKIP={self.name}")
         compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
         if compiler is None:
             raise RuntimeError("no C++ compiler (g++) on PATH")
@@ -112,7 +135,8 @@ class NativeLibrary:
             self.glue.read_bytes()
             + self.maths.read_bytes()
             + self.header.read_bytes()
-            + f"{tf.__version__}|{compiler}|{march}|{_cpu_signature()}".encode()
+            + " ".join(self._maths_flags(tf, compiler, march)).encode()
+            + f"{tf.__version__}|{compiler}|{_cpu_signature()}".encode()
         ).hexdigest()[:16]
         folder = _cache_dir()
         folder.mkdir(parents=True, exist_ok=True)

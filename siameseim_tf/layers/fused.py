@@ -12,7 +12,11 @@ XLA-compiled function each:
 - LayerNorm (statistics in float32): with x_hat = (x - mean) * rstd and g = dy * gamma,
   dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)), dgamma = sum(dy * x_hat),
   dbeta = sum(dy);
-- softmax keeps oneDNN's forward; its backward dz = y * (dy - sum(dy * y)) is one kernel.
+- softmax keeps oneDNN's forward; its backward dz = y * (dy - sum(dy * y)) is one kernel;
+- attention (C++ only, float32): softmax(q k^T / sqrt(hd)) v for every head straight from
+  the qkv projection, with p the probabilities and g the output's gradient:
+  dv = p^T g, ds = p * (g v^T - rowsum(p * g v^T)), dq = ds k / sqrt(hd),
+  dk = ds^T q / sqrt(hd); one (batch, head) pair at a time, in cache, no transposes.
 
 Same values as the plain ops (tests/layers/test_fused.py). Inference and export use the
 plain ops (exportable to ONNX); under a whole-step XLA compile XLA fuses those itself.
@@ -204,3 +208,29 @@ def bias_add_fused(x, bias, backend: str = "auto"):
         return ops.sim_bias_add(inputs, offset), lambda dy: (dy, ops.sim_bias_add_grad(dy))
 
     return bias_add(x, bias)
+
+
+def attention_fused(qkv, num_heads: int, backend: str = "auto"):
+    """Multi-head self-attention from the qkv projection ``[B, T, 3D]`` (q, k, v, then heads)
+    to ``[B, T, D]``: the C++ kernels for float32 where they load, else None (the caller
+    runs its own ops; there is no XLA kernel: XLA fuses the plain expression itself)."""
+    import tensorflow as tf
+
+    from siameseim_tf.layers import native
+
+    if qkv.dtype != tf.float32 or _native_ops(backend) is None:
+        return None
+    ops = tf.autograph.experimental.do_not_convert(native.load_attention)()
+    if ops is None:
+        if backend == "native":
+            raise RuntimeError(
+                f"backend='native' but attention is unavailable: {native.attention_status()}"
+            )
+        return None
+
+    @tf.custom_gradient
+    def attention(inputs):
+        out, probs = ops.sim_attention(inputs, num_heads=num_heads)  # [B, T, D], [B, H, T, T]
+        return out, lambda dout: ops.sim_attention_grad(inputs, probs, dout, num_heads=num_heads)
+
+    return attention(qkv)

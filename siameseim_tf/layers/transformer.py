@@ -9,6 +9,7 @@ import numpy as np
 from keras import ops
 
 from siameseim_tf.layers.fused import (
+    attention_fused,
     bias_add_fused,
     gelu_exact_fused,
     layer_norm_fused,
@@ -73,9 +74,16 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.proj.build(tuple(input_shape[:-1]) + (self.dim,))  # a list when loaded
 
     def call(self, x, training=False):
-        tokens = ops.shape(x)[1]
         fused = training and self.fused_softmax
-        qkv = ops.reshape(dense(self.qkv, x, fused), (-1, tokens, 3, self.num_heads, self.head_dim))
+        qkv = dense(self.qkv, x, fused)  # [B, T, 3D]
+        out = attention_fused(qkv, self.num_heads) if fused else None  # float32 C++ kernels
+        if out is None:
+            out = self._attend(qkv, fused)
+        return dense(self.proj, out, fused)  # [B, T, D]
+
+    def _attend(self, qkv, fused: bool):
+        tokens = ops.shape(qkv)[1]
+        qkv = ops.reshape(qkv, (-1, tokens, 3, self.num_heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, hd]
         # unstack, not qkv[0], qkv[1], qkv[2]: each slice's gradient is a zero-filled
         # [3, B, H, T, hd] tensor (StridedSliceGrad) summed with the others, measured at a
@@ -85,7 +93,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         softmax = softmax_fused if fused else ops.softmax
         attn = softmax(ops.matmul(q * scale, ops.transpose(k, (0, 1, 3, 2))))  # [B, H, T, T]
         out = ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3))  # [B, T, H, hd]
-        return dense(self.proj, ops.reshape(out, (-1, tokens, self.dim)), fused)  # [B, T, D]
+        return ops.reshape(out, (-1, tokens, self.dim))  # [B, T, D]
 
     def get_config(self):
         config = super().get_config()

@@ -214,7 +214,11 @@ x = tf.constant(np.linspace(-7, 7, 6 * 40, dtype=np.float32).reshape(6, 40))
 y, mean, rstd = ops.sim_layer_norm(x, tf.ones([40]), tf.zeros([40]), epsilon=1e-6)
 dx, dg, db = ops.sim_layer_norm_grad(x, tf.ones([40]), mean, rstd, tf.sin(x))
 out = [y, dx, dg, db, ops.sim_gelu(x), ops.sim_gelu_grad(x, tf.cos(x))]
-print(native.status(), json.dumps([t.numpy().tolist() for t in out]))
+attention = native.load_attention()
+qkv = tf.reshape(tf.sin(tf.range(2 * 7 * 60, dtype=tf.float32)), (2, 7, 60))  # 2 heads of 10
+attended, probs = attention.sim_attention(qkv, num_heads=2)
+out += [attended, probs, attention.sim_attention_grad(qkv, probs, tf.cos(attended), 2)]
+print(native.status(), native.attention_status(), json.dumps([t.numpy().tolist() for t in out]))
 """
 
 
@@ -228,13 +232,24 @@ def test_kernels_built_for_avx2_equal_this_cpus_build(tmp_path):
             [sys.executable, "-c", _KERNEL_OUTPUTS], env=env, capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr[-2000:]
-        status, _, payload = done.stdout.strip().splitlines()[-1].partition(" ")
-        assert status == "loaded"
+        block_status, attention_status, payload = done.stdout.strip().splitlines()[-1].split(" ", 2)
+        assert block_status == attention_status == "loaded"
         return json.loads(payload)
 
     for avx2, here in zip(run({"SIAMESEIM_MARCH": "x86-64-v3"}), run({})):
         np.testing.assert_allclose(avx2, here, atol=2e-6, rtol=1e-6)
-    assert len(list((tmp_path / "cache").glob("fused_block_*.so"))) == 2
+    for name in ("fused_block", "attention"):
+        assert len(list((tmp_path / "cache").glob(f"{name}_*.so"))) == 2
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="needs g++ to build the kernels")
+def test_one_library_can_be_switched_off(tmp_path):
+    env = {**os.environ, "SIAMESEIM_CACHE": str(tmp_path), "SIAMESEIM_NATIVE_SKIP": "attention"}
+    script = (
+        "from siameseim_tf.layers import native; print(native.status(), native.attention_status())"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.stdout.split(None, 1) == ["loaded", "disabled by SIAMESEIM_NATIVE_SKIP=attention\n"]
 
 
 def test_start_up_line_says_which_fused_kernels_run(monkeypatch):

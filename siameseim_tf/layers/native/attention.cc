@@ -1,0 +1,133 @@
+// Multi-head self-attention as two C++ TensorFlow ops for graph-mode float32 training:
+// SimAttention (qkv projection -> attention output and the softmax probabilities, kept for
+// the backward) and SimAttentionGrad (-> the qkv gradient). TensorFlow's path transposes
+// q, k, v into [B, H, T, hd], runs batched matmuls, a softmax and their gradients as
+// separate passes; here each (batch, head) pair is done start to finish while its matrices
+// are in cache. The maths is in attention_math.cc; siameseim_tf/layers/fused.py uses it.
+
+#include <cstdint>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/platform/threadpool.h"
+#include "attention.h"
+
+using namespace tensorflow;
+using shape_inference::DimensionHandle;
+using shape_inference::InferenceContext;
+using shape_inference::ShapeHandle;
+
+namespace {
+
+// qkv [B, T, 3 * heads * head_dim] -> the shape of one (batch, head) problem.
+Status QkvLayout(const Tensor& qkv, int64_t heads, int64_t* batch, simattention::Shape* shape) {
+  if (qkv.dims() != 3)
+    return errors::InvalidArgument("qkv must be [batch, tokens, 3 * width], got ",
+                                   qkv.shape().DebugString());
+  const int64_t width3 = qkv.dim_size(2);
+  if (heads < 1 || width3 % (3 * heads) != 0)
+    return errors::InvalidArgument("qkv's last axis (", width3, ") is not 3 * num_heads (",
+                                   heads, ") * head_dim");
+  *batch = qkv.dim_size(0);
+  *shape = {qkv.dim_size(1), heads, width3 / (3 * heads)};
+  return OkStatus();
+}
+
+void ParallelItems(OpKernelContext* ctx, int64_t items, const simattention::Shape& s,
+                   const std::function<void(int64_t, int64_t)>& work) {
+  const int64_t cost = 6 * s.tokens * s.tokens * s.head_dim;  // ~ per (batch, head), cycles
+  ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(items, cost, work);
+}
+
+}  // namespace
+
+REGISTER_OP("SimAttention")
+    .Input("qkv: float")    // [B, T, 3 * D], D = num_heads * head_dim; q, k, v then heads
+    .Output("out: float")   // [B, T, D]
+    .Output("probs: float") // [B, num_heads, T, T]
+    .Attr("num_heads: int >= 1")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle qkv;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &qkv));
+      int64_t heads;
+      TF_RETURN_IF_ERROR(c->GetAttr("num_heads", &heads));
+      DimensionHandle width, tokens = c->Dim(qkv, 1);
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(qkv, 2), 3, /*evenly_divisible=*/true, &width));
+      c->set_output(0, c->MakeShape({c->Dim(qkv, 0), tokens, width}));
+      c->set_output(1, c->MakeShape({c->Dim(qkv, 0), c->MakeDim(heads), tokens, tokens}));
+      return OkStatus();
+    });
+
+REGISTER_OP("SimAttentionGrad")
+    .Input("qkv: float")
+    .Input("probs: float")
+    .Input("dout: float")
+    .Output("dqkv: float")
+    .Attr("num_heads: int >= 1")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return OkStatus();
+    });
+
+class SimAttentionOp : public OpKernel {
+ public:
+  explicit SimAttentionOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("num_heads", &heads_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& qkv = ctx->input(0);
+    int64_t batch;
+    simattention::Shape s;
+    OP_REQUIRES_OK(ctx, QkvLayout(qkv, heads_, &batch, &s));
+    Tensor *out, *probs;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(
+                            0, TensorShape({batch, s.tokens, s.heads * s.head_dim}), &out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(
+                            1, TensorShape({batch, s.heads, s.tokens, s.tokens}), &probs));
+    if (out->NumElements() == 0) return;
+    ParallelItems(ctx, batch * s.heads, s, [&](int64_t begin, int64_t end) {
+      simattention::AttentionForward(qkv.flat<float>().data(), s, begin, end,
+                                     out->flat<float>().data(), probs->flat<float>().data());
+    });
+  }
+
+ private:
+  int64_t heads_;
+};
+
+class SimAttentionGradOp : public OpKernel {
+ public:
+  explicit SimAttentionGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("num_heads", &heads_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &qkv = ctx->input(0), &probs = ctx->input(1), &dout = ctx->input(2);
+    int64_t batch;
+    simattention::Shape s;
+    OP_REQUIRES_OK(ctx, QkvLayout(qkv, heads_, &batch, &s));
+    const TensorShape probs_shape({batch, s.heads, s.tokens, s.tokens});
+    const TensorShape out_shape({batch, s.tokens, s.heads * s.head_dim});
+    OP_REQUIRES(ctx, probs.shape() == probs_shape && dout.shape() == out_shape,
+                errors::InvalidArgument("probs / dout must be ", probs_shape.DebugString(),
+                                        " / ", out_shape.DebugString(), ", got ",
+                                        probs.shape().DebugString(), " / ",
+                                        dout.shape().DebugString()));
+    Tensor* dqkv;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, qkv.shape(), &dqkv));
+    if (dqkv->NumElements() == 0) return;
+    ParallelItems(ctx, batch * s.heads, s, [&](int64_t begin, int64_t end) {
+      simattention::AttentionBackward(qkv.flat<float>().data(), probs.flat<float>().data(),
+                                      dout.flat<float>().data(), s, begin, end,
+                                      dqkv->flat<float>().data());
+    });
+  }
+
+ private:
+  int64_t heads_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("SimAttention").Device(DEVICE_CPU), SimAttentionOp);
+REGISTER_KERNEL_BUILDER(Name("SimAttentionGrad").Device(DEVICE_CPU), SimAttentionGradOp);

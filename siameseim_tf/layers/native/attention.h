@@ -1,0 +1,31 @@
+// Shared between attention.cc (TensorFlow glue) and attention_math.cc (the maths).
+// Multi-head self-attention straight from the qkv projection: qkv is row-major
+// [batch, tokens, 3, heads, head_dim] (the Dense layer's [B, T, 3D] output), out is
+// [batch, tokens, heads, head_dim] ([B, T, D]) and probs [batch, heads, tokens, tokens].
+// Work items are (batch, head) pairs, item = b * heads + h; each function does items
+// [begin, end) so the glue can split them over TensorFlow's intra-op threads. No item
+// reads another's results, so the output does not depend on the split.
+#ifndef SIAMESEIM_ATTENTION_H_
+#define SIAMESEIM_ATTENTION_H_
+
+#include <cstdint>
+
+namespace simattention {
+
+struct Shape {
+  int64_t tokens, heads, head_dim;
+};
+
+// probs = softmax(q k^T / sqrt(head_dim)) over each row, out = probs v.
+void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end, float* out,
+                      float* probs);
+
+// The gradients of out w.r.t. q, k and v, written into dqkv ([B, T, 3D], every element of
+// items [begin, end) written): with p = probs and g = dout,
+// dv = p^T g, ds = p * (g v^T - rowsum(p * g v^T)), dq = ds k / sqrt(hd), dk = ds^T q / sqrt(hd).
+void AttentionBackward(const float* qkv, const float* probs, const float* dout, Shape shape,
+                       int64_t begin, int64_t end, float* dqkv);
+
+}  // namespace simattention
+
+#endif  // SIAMESEIM_ATTENTION_H_

@@ -1,0 +1,87 @@
+// Multi-head attention for one (batch, head) pair at a time, on strided views of the qkv
+// projection: no transposes of q, k, v, the output or their gradients, and each pair's
+// matrices (tokens x head_dim, tokens x tokens) stay in the core's caches between the
+// products. The products are Eigen's single-threaded GEMM; the glue runs pairs in parallel.
+// Compiled with -march=native (see siameseim_tf/native_build.py).
+
+// Eigen under its own namespace here: this file is compiled for the CPU it runs on, the
+// glue (and TensorFlow) with other flags, and the linker must not pick one file's copy of an
+// Eigen template for the other.
+#define Eigen SimAttentionEigen
+#include <Eigen/Core>
+
+#include <cmath>
+
+#include "attention.h"
+
+namespace simattention {
+namespace {
+
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using View = Eigen::Map<Matrix, 0, Eigen::OuterStride<>>;
+using ConstView = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
+
+struct Layout {
+  Shape s;
+  int64_t width() const { return s.heads * s.head_dim; }  // D
+  // Row-major [tokens, head_dim] views of item `item`'s q (part 0), k (1) or v (2).
+  int64_t qkv_offset(int64_t item, int part) const {
+    const int64_t b = item / s.heads, h = item % s.heads;
+    return b * s.tokens * 3 * width() + part * width() + h * s.head_dim;
+  }
+  int64_t out_offset(int64_t item) const {
+    const int64_t b = item / s.heads, h = item % s.heads;
+    return b * s.tokens * width() + h * s.head_dim;
+  }
+};
+
+ConstView Part(const float* qkv, const Layout& l, int64_t item, int part) {
+  return ConstView(qkv + l.qkv_offset(item, part), l.s.tokens, l.s.head_dim,
+                   Eigen::OuterStride<>(3 * l.width()));
+}
+
+}  // namespace
+
+void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end, float* out,
+                      float* probs) {
+  const Layout l{shape};
+  const int64_t t = shape.tokens;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  for (int64_t item = begin; item < end; ++item) {
+    Eigen::Map<Matrix> p(probs + item * t * t, t, t);  // [T, T]
+    p.noalias() = Part(qkv, l, item, 0) * Part(qkv, l, item, 1).transpose();
+    for (int64_t i = 0; i < t; ++i) {
+      auto row = p.row(i).array();
+      row = ((row - row.maxCoeff()) * scale).exp();
+      row /= row.sum();
+    }
+    View o(out + l.out_offset(item), t, shape.head_dim, Eigen::OuterStride<>(l.width()));
+    o.noalias() = p * Part(qkv, l, item, 2);  // [T, hd]
+  }
+}
+
+void AttentionBackward(const float* qkv, const float* probs, const float* dout, Shape shape,
+                       int64_t begin, int64_t end, float* dqkv) {
+  const Layout l{shape};
+  const int64_t t = shape.tokens, hd = shape.head_dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  Matrix ds(t, t);  // scratch, reused by every item of this call
+  for (int64_t item = begin; item < end; ++item) {
+    Eigen::Map<const Matrix> p(probs + item * t * t, t, t);
+    ConstView g(dout + l.out_offset(item), t, hd, Eigen::OuterStride<>(l.width()));
+    auto grad = [&](int part) {
+      return View(dqkv + l.qkv_offset(item, part), t, hd, Eigen::OuterStride<>(3 * l.width()));
+    };
+    grad(2).noalias() = p.transpose() * g;                   // dv [T, hd]
+    ds.noalias() = g * Part(qkv, l, item, 2).transpose();  // dp [T, T]
+    for (int64_t i = 0; i < t; ++i) {
+      auto row = ds.row(i).array();
+      const auto prow = p.row(i).array();
+      row = prow * (row - (row * prow).sum()) * scale;  // ds / sqrt(hd)
+    }
+    grad(0).noalias() = ds * Part(qkv, l, item, 1);              // dq [T, hd]
+    grad(1).noalias() = ds.transpose() * Part(qkv, l, item, 0);  // dk [T, hd]
+  }
+}
+
+}  // namespace simattention

@@ -1,0 +1,100 @@
+"""The C++ attention kernels equal the attention layer's own ops, values and gradients;
+they reject malformed inputs with one-line errors and step aside where they do not apply."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from siameseim_tf.layers import native
+from siameseim_tf.layers.fused import attention_fused
+from siameseim_tf.layers.transformer import MultiHeadSelfAttention
+
+HAS_COMPILER = shutil.which(os.environ.get("CXX", "g++")) is not None
+needs_compiler = pytest.mark.skipif(not HAS_COMPILER, reason="needs g++ to build the kernels")
+
+
+def layer_ops_attention(qkv, num_heads: int):
+    """The layer's TF-op path (transposes, batched matmuls, softmax) on the same qkv."""
+    dim = qkv.shape[-1] // 3
+    layer = MultiHeadSelfAttention(dim, num_heads)
+    return layer._attend(qkv, fused=False)
+
+
+def value_and_grad(fn, qkv, graph: bool):
+    weight = tf.random.stateless_normal((*qkv.shape[:-1], qkv.shape[-1] // 3), seed=(5, 5))
+
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * weight)
+        return y, tape.gradient(loss, x)
+
+    y, g = (tf.function(run) if graph else run)(qkv)
+    return y.numpy(), g.numpy()
+
+
+@needs_compiler
+@pytest.mark.parametrize("graph", [False, True])
+@pytest.mark.parametrize(
+    "batch, tokens, heads, head_dim",
+    [(2, 5, 2, 8), (3, 80, 3, 64), (1, 1, 1, 4), (2, 33, 4, 12), (1, 197, 2, 48)],
+)
+def test_native_attention_equals_the_layers_ops(graph, batch, tokens, heads, head_dim):
+    qkv = 2.0 * tf.random.stateless_normal((batch, tokens, 3 * heads * head_dim), seed=(1, 3))
+    got = value_and_grad(lambda x: attention_fused(x, heads, "native"), qkv, graph)
+    want = value_and_grad(lambda x: layer_ops_attention(x, heads), qkv, graph)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=2e-5 * max(1.0, np.abs(b).max()), rtol=0)
+
+
+@needs_compiler
+def test_native_attention_matches_the_formula_by_hand():
+    # one head, two tokens, head_dim 1: s = q k / 1, p = softmax(s), out = p v
+    q, k, v = np.array([1.0, -2.0]), np.array([0.5, 3.0]), np.array([4.0, -1.0])
+    qkv = tf.constant(np.stack([q, k, v], axis=-1)[None], tf.float32)  # [1, 2, 3]
+    out, probs = native.load_attention().sim_attention(qkv, num_heads=1)
+    s = np.outer(q, k)
+    p = np.exp(s - s.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    np.testing.assert_allclose(probs.numpy()[0, 0], p, rtol=1e-6)
+    np.testing.assert_allclose(out.numpy()[0, :, 0], p @ v, rtol=1e-6)
+    # d(sum(out))/dv_j = sum_i p_ij; d/dq_i = sum_j p_ij (v_j - out_i) k_j
+    dqkv = native.load_attention().sim_attention_grad(qkv, probs, tf.ones([1, 2, 1]), 1)
+    o = p @ v
+    dq = (p * (v[None, :] - o[:, None]) * k[None, :]).sum(1)
+    np.testing.assert_allclose(dqkv.numpy()[0, :, 2], p.sum(0), rtol=1e-6)
+    np.testing.assert_allclose(dqkv.numpy()[0, :, 0], dq, rtol=1e-5, atol=1e-7)
+    assert math.isclose(probs.numpy().sum(), 2.0, rel_tol=1e-6)
+
+
+@needs_compiler
+def test_native_attention_rejects_malformed_inputs():
+    ops = native.load_attention()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"qkv must be \[batch, tokens"):
+        ops.sim_attention(tf.zeros([4, 12]), num_heads=2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="is not 3 \\* num_heads"):
+        ops.sim_attention(tf.zeros([1, 4, 12]), num_heads=3)
+    qkv = tf.zeros([1, 4, 12])
+    out, probs = ops.sim_attention(qkv, num_heads=2)
+    assert out.shape == (1, 4, 4) and probs.shape == (1, 2, 4, 4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="probs / dout must be"):
+        ops.sim_attention_grad(qkv, probs[:, :1], out, num_heads=2)
+
+
+def test_fused_attention_steps_aside_where_it_does_not_apply(monkeypatch):
+    qkv = tf.zeros([1, 3, 12])
+    assert attention_fused(tf.cast(qkv, tf.bfloat16), 2) is None  # float32 only
+    assert attention_fused(qkv, 2, backend="xla") is None  # XLA fuses the plain ops
+    monkeypatch.setattr(native, "load_attention", lambda: None)
+    monkeypatch.setattr(native, "attention_status", lambda: "disabled by SIAMESEIM_NATIVE_SKIP")
+    if HAS_COMPILER:
+        assert attention_fused(qkv, 2) is None
+        with pytest.raises(RuntimeError, match="attention is unavailable: disabled"):
+            attention_fused(qkv, 2, backend="native")
