@@ -64,8 +64,14 @@ def _native_ops(backend: str):
 
 def describe_backend() -> str:
     """Which fused kernels ``backend="auto"`` runs here, for start-up messages."""
+    from siameseim_tf.layers import native
+
     reason = _why_auto_uses_xla()
-    return "C++" if reason is None else f"XLA-compiled ({reason})"
+    if reason is not None:
+        return f"XLA-compiled ({reason})"
+    if native.load_attention() is None:
+        return f"C++, attention with TF ops ({native.attention_status()})"
+    return "C++"
 
 
 def _xla(fn):

@@ -258,6 +258,11 @@ def test_start_up_line_says_which_fused_kernels_run(monkeypatch):
     assert describe_xla("step") == "step"
     if HAS_COMPILER:
         assert describe_xla("off") == "off (graph mode, fused kernels: C++)"
+        monkeypatch.setattr(native, "load_attention", lambda: None)
+        monkeypatch.setattr(native, "attention_status", lambda: "disabled by X")
+        assert describe_xla("off") == (
+            "off (graph mode, fused kernels: C++, attention with TF ops (disabled by X))"
+        )
     monkeypatch.setattr(native, "load", lambda: None)
     monkeypatch.setattr(native, "status", lambda: "disabled by SIAMESEIM_NATIVE=0")
     assert describe_xla("off") == (
