@@ -16,6 +16,7 @@ authors' code, whose exact training loop needs CUDA and distributed setup.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -31,6 +32,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from siameseim_tf import SiameseIM  # noqa: E402
+from siameseim_tf.hardware import resolve_precision, xla_suits  # noqa: E402
 from siameseim_tf.models.flops import siameseim_step_flops  # noqa: E402
 from siameseim_tf.models.vit import preset_arguments  # noqa: E402
 from siameseim_tf.training.run import apply_xla  # noqa: E402
@@ -104,8 +106,10 @@ def time_steps(step, steps: int, repeats: int, warm_up: bool = True) -> list[flo
     return per_repeat
 
 
-# name -> (framework, precision, XLA): every variant the benchmark knows.
+# name -> (framework, precision, XLA): every variant the benchmark knows. "keras_auto" is
+# what a user gets by default: the precision and XLA mode the library picks on this machine.
 VARIANTS = {
+    "keras_auto": ("keras", "auto", None),
     "keras": ("keras", "float32", False),
     "keras_xla": ("keras", "float32", True),
     "keras_bf16": ("keras", "mixed_bfloat16", False),
@@ -115,9 +119,20 @@ VARIANTS = {
 }
 
 
+@functools.cache
+def resolve_variant(variant: str) -> tuple[str, str, bool]:
+    """(framework, precision, XLA) of ``variant``, with "auto" decided as training does."""
+    framework, precision, xla = VARIANTS[variant]
+    if precision == "auto":
+        precision, why = resolve_precision("auto")
+        xla = xla_suits(precision)
+        print(f"keras_auto: {precision} ({why}), XLA {'on' if xla else 'off'}", flush=True)
+    return framework, precision, xla
+
+
 def peak_dtype(variant: str) -> str:
     """The matmul peak a variant's MFU is measured against."""
-    return "bfloat16" if "bfloat16" in VARIANTS[variant][1] else "float32"
+    return "bfloat16" if "bfloat16" in resolve_variant(variant)[1] else "float32"
 
 
 def keras_step(arguments: dict, batch_size: int, jit_compile: bool, precision: str = "float32"):
@@ -253,7 +268,7 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
     flops = siameseim_step_flops(args.batch_size, **arguments)
     steps = {}
     for name in variants:
-        framework, precision, xla = VARIANTS[name]
+        framework, precision, xla = resolve_variant(name)
         if framework == "torch":
             steps[name] = TorchWorker(preset, args, precision)  # warms up in its process
         else:
@@ -285,6 +300,8 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
             "mfu_against": f"{dtype} matmul peak",
             "matmul_peak_gflops": statistics.median(r[0][dtype] for r in rounds),
         }
+        if name == "keras_auto":
+            run["auto_chose"] = dict(zip(("precision", "xla"), resolve_variant(name)[1:]))
         for baseline in ("torch", "torch_bf16"):
             if baseline in variants and not name.startswith("torch"):
                 run[f"speedup_vs_{baseline}"] = statistics.median(
@@ -318,7 +335,7 @@ def main() -> None:
     if args.torch_worker:
         return torch_worker_loop(args.torch_worker, args)
     variants = args.variants or (
-        ["keras", "keras_xla", "keras_bf16"]
+        ["keras_auto", "keras", "keras_xla", "keras_bf16"]
         + (["torch", "torch_bf16"] if args.baseline_torch else [])
     )
     report = {
