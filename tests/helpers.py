@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 
 import numpy as np
@@ -121,3 +123,13 @@ def loopback_tf_config(ports: list[str], index: int) -> str:
             "task": {"type": "worker", "index": index},
         }
     )
+
+
+def native_skip_reason() -> str | None:
+    """Why the C++ kernels cannot be expected to build here, or None: no compiler, or the
+    user switched them off (``SIAMESEIM_NATIVE=0``)."""
+    if os.environ.get("SIAMESEIM_NATIVE", "1") == "0":
+        return "the C++ kernels are switched off (SIAMESEIM_NATIVE=0)"
+    if shutil.which(os.environ.get("CXX") or "g++") is None:
+        return "needs g++ to build the kernels"
+    return None

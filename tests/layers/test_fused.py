@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 
@@ -25,11 +24,13 @@ from siameseim_tf.layers.fused import (
     softmax_fused,
 )
 from siameseim_tf.layers.transformer import configure_blocks
+from tests.helpers import native_skip_reason
 
-HAS_COMPILER = shutil.which(os.environ.get("CXX", "g++")) is not None
+NATIVE_SKIP = native_skip_reason()
+HAS_COMPILER = NATIVE_SKIP is None
 BACKENDS = [
     "xla",
-    pytest.param("native", marks=pytest.mark.skipif(not HAS_COMPILER, reason="needs g++ to build")),
+    pytest.param("native", marks=pytest.mark.skipif(not HAS_COMPILER, reason=str(NATIVE_SKIP))),
 ]
 # TF's own bf16 ops (oneDNN softmax, matmul) abort the process where oneDNN is capped below
 # the CPU's native bf16 (an emulated older CPU); real CPUs without bf16 run them.
@@ -180,7 +181,7 @@ def test_fused_bfloat16_softmax_stays_within_bfloat16_rounding(backend):
     np.testing.assert_allclose(dp, dp_ref, atol=0.3, rtol=0.02)
 
 
-@pytest.mark.skipif(not HAS_COMPILER, reason="needs g++ to build the kernels")
+@pytest.mark.skipif(not HAS_COMPILER, reason=str(NATIVE_SKIP))
 def test_native_kernels_build_and_reject_mismatched_shapes():
     assert native.status() == "loaded"
     ops = native.load()
@@ -222,12 +223,13 @@ print(native.status(), native.attention_status(), json.dumps([t.numpy().tolist()
 """
 
 
-@pytest.mark.skipif(not HAS_COMPILER, reason="needs g++ to build the kernels")
+@pytest.mark.skipif(not HAS_COMPILER, reason=str(NATIVE_SKIP))
 def test_kernels_built_for_avx2_equal_this_cpus_build(tmp_path):
     # The maths is compiled for the CPU it runs on; an AVX2 machine's build (x86-64-v3)
     # must give this machine's results to float32 rounding (FMA contraction may differ).
     def run(env):
-        env = {**os.environ, "SIAMESEIM_CACHE": str(tmp_path / "cache"), **env}
+        base = {k: v for k, v in os.environ.items() if k != "SIAMESEIM_MARCH"}  # ours decide
+        env = {**base, "SIAMESEIM_CACHE": str(tmp_path / "cache"), **env}
         done = subprocess.run(
             [sys.executable, "-c", _KERNEL_OUTPUTS], env=env, capture_output=True, text=True
         )
@@ -242,7 +244,7 @@ def test_kernels_built_for_avx2_equal_this_cpus_build(tmp_path):
         assert len(list((tmp_path / "cache").glob(f"{name}_*.so"))) == 2
 
 
-@pytest.mark.skipif(not HAS_COMPILER, reason="needs g++ to build the kernels")
+@pytest.mark.skipif(not HAS_COMPILER, reason=str(NATIVE_SKIP))
 def test_one_library_can_be_switched_off(tmp_path):
     env = {**os.environ, "SIAMESEIM_CACHE": str(tmp_path), "SIAMESEIM_NATIVE_SKIP": "attention"}
     script = (

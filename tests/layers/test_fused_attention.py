@@ -4,8 +4,6 @@ they reject malformed inputs with one-line errors and step aside where they do n
 from __future__ import annotations
 
 import math
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -14,9 +12,11 @@ import tensorflow as tf
 from siameseim_tf.layers import native
 from siameseim_tf.layers.fused import attention_fused
 from siameseim_tf.layers.transformer import MultiHeadSelfAttention
+from tests.helpers import native_skip_reason
 
-HAS_COMPILER = shutil.which(os.environ.get("CXX", "g++")) is not None
-needs_compiler = pytest.mark.skipif(not HAS_COMPILER, reason="needs g++ to build the kernels")
+NATIVE_SKIP = native_skip_reason()
+HAS_COMPILER = NATIVE_SKIP is None
+needs_compiler = pytest.mark.skipif(not HAS_COMPILER, reason=str(NATIVE_SKIP))
 
 
 def layer_ops_attention(qkv, num_heads: int):
