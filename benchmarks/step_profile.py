@@ -26,12 +26,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.train_step import keras_step, model_arguments, print_report, recorded_env  # noqa: E402
-from siameseim_tf.layers.norms import make_norm  # noqa: E402
-from siameseim_tf.layers.transformer import (  # noqa: E402
-    MultiHeadSelfAttention,
-    gelu_exact,
-    xavier_dense,
-)
+from siameseim_tf.layers.transformer import TransformerBlock, configure_blocks  # noqa: E402
 
 
 def seconds(fn, repeats: int) -> float:
@@ -61,20 +56,24 @@ def part_time(layer_fn, weights, shape, backward: bool, repeats: int, jit: bool)
 
 
 def block_parts(dim, heads, mlp_ratio, norm, shape, backward, repeats, jit: bool):
-    attention = MultiHeadSelfAttention(dim, heads)
-    attention.build(shape)
-    fc1, fc2 = xavier_dense(int(dim * mlp_ratio), "fc1"), xavier_dense(dim, "fc2")
-    fc1.build(shape)
-    fc2.build(shape[:-1] + (int(dim * mlp_ratio),))
-    norm_layer = make_norm(norm, name="n")
-    norm_layer.build(shape)
+    """A block's attention, MLP and norms timed apart, each run as training runs it: in
+    graph mode with the fused kernels (C++ where they load), under XLA as plain ops."""
+    block = TransformerBlock(dim, heads, mlp_ratio, norm=norm)
+    block.build(shape)
+    configure_blocks(block, fused_kernels=not jit)
+    mlp_weights = block.fc1.trainable_weights + block.fc2.trainable_weights
     return {
         "attention": part_time(
-            attention, lambda: attention.trainable_weights, shape, backward, repeats, jit
+            lambda x: block._attention_branch(x, training=True),
+            lambda: block.attn.trainable_weights,
+            shape,
+            backward,
+            repeats,
+            jit,
         ),
         "mlp": part_time(
-            lambda x: fc2(gelu_exact(fc1(x))),
-            lambda: fc1.trainable_weights + fc2.trainable_weights,
+            lambda x: block._mlp_branch(x, training=True),
+            lambda: mlp_weights,
             shape,
             backward,
             repeats,
@@ -83,8 +82,8 @@ def block_parts(dim, heads, mlp_ratio, norm, shape, backward, repeats, jit: bool
         # two norms per block
         "norms": 2
         * part_time(
-            lambda x: norm_layer(x, training=True),
-            lambda: norm_layer.trainable_weights,
+            lambda x: block._norm(block.norm1, x, training=True),
+            lambda: block.norm1.trainable_weights,
             shape,
             backward,
             repeats,
