@@ -45,6 +45,20 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... failed:\n{done.stderr[-2000:]}")
 
 
+def unavailable_reason() -> str | None:
+    """Why no library can be built here (switched off, no compiler), or None. The tests ask
+    this too, so they skip exactly where the builder would not build."""
+    if os.environ.get("SIAMESEIM_NATIVE", "1") == "0":
+        return "disabled by SIAMESEIM_NATIVE=0"
+    if _compiler() is None:
+        return "no C++ compiler (g++) on PATH"
+    return None
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
 @functools.cache
 def _no_fp16_flag(compiler: str) -> list[str]:
     """``-mno-avx512fp16`` where the compiler knows it: TensorFlow's copy of Eigen does not
@@ -123,13 +137,12 @@ class NativeLibrary:
     def _load(self):
         import tensorflow as tf
 
-        if os.environ.get("SIAMESEIM_NATIVE", "1") == "0":
-            raise RuntimeError("disabled by SIAMESEIM_NATIVE=0")
+        reason = unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(reason)
         if self.name in os.environ.get("SIAMESEIM_NATIVE_SKIP", "").split(","):
             raise RuntimeError(f"disabled by SIAMESEIM_NATIVE_SKIP={self.name}")
-        compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-        if compiler is None:
-            raise RuntimeError("no C++ compiler (g++) on PATH")
+        compiler = _compiler()
         march = os.environ.get("SIAMESEIM_MARCH") or "native"
         key = hashlib.sha256(
             self.glue.read_bytes()

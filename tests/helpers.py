@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 
 import numpy as np
@@ -126,10 +124,8 @@ def loopback_tf_config(ports: list[str], index: int) -> str:
 
 
 def native_skip_reason() -> str | None:
-    """Why the C++ kernels cannot be expected to build here, or None: no compiler, or the
-    user switched them off (``SIAMESEIM_NATIVE=0``)."""
-    if os.environ.get("SIAMESEIM_NATIVE", "1") == "0":
-        return "the C++ kernels are switched off (SIAMESEIM_NATIVE=0)"
-    if shutil.which(os.environ.get("CXX") or "g++") is None:
-        return "needs g++ to build the kernels"
-    return None
+    """Why the C++ kernels cannot be expected to build here (no compiler, or switched off
+    with ``SIAMESEIM_NATIVE=0``), or None: the builder's own answer."""
+    from siameseim_tf.native_build import unavailable_reason
+
+    return unavailable_reason()

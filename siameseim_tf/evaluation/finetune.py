@@ -207,7 +207,7 @@ def finetune(
         f"classes; {describe_devices(strategy)}; global batch {global_batch_size}; "
         f"{plan.steps_per_epoch} steps per epoch, "
         + (f"{plan.total_steps} steps" if plan.total_steps else f"{budget_minutes:g} min")
-        + f"; precision {policy} ({precision_reason}), XLA {describe_xla(xla)}, seed {seed}"
+        + f"; precision {policy} ({precision_reason}), XLA {describe_xla(xla, policy)}, seed {seed}"
     )
     keras.utils.set_random_seed(seed)
     with strategy.scope():

@@ -62,14 +62,15 @@ def _native_ops(backend: str):
     return ops
 
 
-def describe_backend() -> str:
-    """Which fused kernels ``backend="auto"`` runs here, for start-up messages."""
+def describe_backend(policy: str = "float32") -> str:
+    """Which fused kernels ``backend="auto"`` runs here under the dtype ``policy``, for
+    start-up messages (the attention kernels are float32 only: not built for others)."""
     from siameseim_tf.layers import native
 
     reason = _why_auto_uses_xla()
     if reason is not None:
         return f"XLA-compiled ({reason})"
-    if native.load_attention() is None:
+    if policy == "float32" and native.load_attention() is None:
         return f"C++, attention with TF ops ({native.attention_status()})"
     return "C++"
 

@@ -221,7 +221,7 @@ def pretrain(
     )
     say(
         f"[pretrain] {method}: {plan.steps_per_epoch} steps per epoch, {length}; "
-        f"precision {policy} ({precision_reason}), XLA {describe_xla(xla)}, seed {seed}"
+        f"precision {policy} ({precision_reason}), XLA {describe_xla(xla, policy)}, seed {seed}"
     )
     keras.utils.set_random_seed(seed)  # initialisation; the data has its own seeded stream
     with strategy.scope():

@@ -265,6 +265,8 @@ def test_start_up_line_says_which_fused_kernels_run(monkeypatch):
         assert describe_xla("off") == (
             "off (graph mode, fused kernels: C++, attention with TF ops (disabled by X))"
         )
+        # bf16 never runs the float32 attention kernels: nothing to say about them
+        assert describe_xla("off", "mixed_bfloat16") == "off (graph mode, fused kernels: C++)"
     monkeypatch.setattr(native, "load", lambda: None)
     monkeypatch.setattr(native, "status", lambda: "disabled by SIAMESEIM_NATIVE=0")
     assert describe_xla("off") == (
