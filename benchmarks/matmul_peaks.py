@@ -1,9 +1,10 @@
 """Matmul GFLOP/s of TensorFlow (graph mode, oneDNN) and PyTorch on this CPU, per dtype.
 
 Says whether a train-step ratio against the PyTorch reference comes from the GEMM kernels
-or from the rest of the step. Each library runs in its own process (their thread pools
-would fight in one), on all cores, one after the other; the shapes are a square and the
-two MLP matmuls of ViT-Tiny on a batch of 32 x 197 tokens.
+or from the rest of the step. "torch_intel_mkl" is PyTorch with MKL's Intel code path
+(benchmarks/intel_mkl.py; the same as "torch" on Intel CPUs). Each library runs in its own
+process (their thread pools would fight in one), on all cores, one after the other; the
+shapes are a square and the two MLP matmuls of ViT-Tiny on a batch of 32 x 197 tokens.
 
     python benchmarks/matmul_peaks.py --output benchmarks/results_matmul_peaks_zen5_epyc.json
 """
@@ -20,10 +21,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.intel_mkl import mkl_code_path, torch_env  # noqa: E402
 from siameseim_tf.hardware import onednn_capped_below_native_bf16, onednn_isa_cap  # noqa: E402
 
 SHAPES = ((2048, 2048, 2048), (6304, 192, 768), (6304, 768, 192))
 DTYPES = ("float32", "bfloat16")
+LIBRARIES = ("tensorflow", "torch", "torch_intel_mkl")
 CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "XLA_FLAGS")
 
 
@@ -34,7 +37,7 @@ def gflops(m: int, k: int, n: int, seconds: float) -> float:
 
 def measure(library: str, repeats: int, dtypes: list[str]) -> dict:
     """{"dtype m x k x n": median GFLOP/s} for every dtype and shape, in this process."""
-    if library == "torch":
+    if library.startswith("torch"):
         import torch
 
         torch.set_num_threads(os.cpu_count())
@@ -92,16 +95,19 @@ def main() -> None:
         default=list(DTYPES),
         help="bfloat16 without native support (e.g. under an AVX2 cap) takes minutes",
     )
-    parser.add_argument("--library", choices=("tensorflow", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--library", choices=LIBRARIES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.library:  # child process: one library
         print(json.dumps(measure(args.library, args.repeats, args.dtypes)))
         return
     report = {"what": "matmul GFLOP/s, median of repeats, all cores", "cpus": os.cpu_count()}
-    for library in ("tensorflow", "torch"):
+    for library in LIBRARIES:
+        env = torch_env(library == "torch_intel_mkl")
+        if library.startswith("torch"):
+            report[f"{library} MKL code path"] = mkl_code_path(env)
         child = [sys.executable, __file__, "--library", library, "--repeats", str(args.repeats),
                  "--dtypes", *args.dtypes]  # fmt: skip
-        done = subprocess.run(child, capture_output=True, text=True)
+        done = subprocess.run(child, capture_output=True, text=True, env=env)
         if done.returncode != 0:
             sys.exit(f"{library} failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
         report[library] = json.loads(done.stdout.strip().splitlines()[-1])

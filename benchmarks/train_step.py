@@ -10,7 +10,9 @@ so background load hits them alike; medians over rounds; JSON out.
 
 The PyTorch baseline is tests/convert/torch_reference.py (the official module layout, written
 from SPEC.md) trained with the same AdamW step, on the same threads: a stand-in for the
-authors' code, whose exact training loop needs CUDA and distributed setup.
+authors' code, whose exact training loop needs CUDA and distributed setup. "torch_intel_mkl"
+is the same float32 step with MKL's Intel code path on a non-Intel CPU (benchmarks/
+intel_mkl.py): what the authors' code gets on an Intel CPU with this instruction set.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.intel_mkl import mkl_code_path, torch_env  # noqa: E402
 from siameseim_tf import SiameseIM  # noqa: E402
 from siameseim_tf.hardware import resolve_precision, xla_suits  # noqa: E402
 from siameseim_tf.models.flops import siameseim_step_flops  # noqa: E402
@@ -116,7 +119,12 @@ VARIANTS = {
     "keras_bf16_xla": ("keras", "mixed_bfloat16", True),
     "torch": ("torch", "float32", False),
     "torch_bf16": ("torch", "bfloat16", False),
+    "torch_intel_mkl": ("torch", "float32", False),  # + MKL's Intel code path
 }
+TORCH_BASELINES = ("torch", "torch_bf16", "torch_intel_mkl")
+# Untimed steps before the rounds: after one, a graph-mode step still ran 1.6x slow in an
+# AVX2-capped run (2.57 against 1.54-1.60 s/step).
+WARM_UP_STEPS = 2
 
 
 @functools.cache
@@ -128,6 +136,10 @@ def resolve_variant(variant: str) -> tuple[str, str, bool]:
         xla = xla_suits(precision)
         print(f"keras_auto: {precision} ({why}), XLA {'on' if xla else 'off'}", flush=True)
     return framework, precision, xla
+
+
+def precision_of(variant: str) -> str:
+    return resolve_variant(variant)[1]
 
 
 def peak_dtype(variant: str) -> str:
@@ -220,7 +232,7 @@ class TorchWorker:
     """The PyTorch step in its own process (thread pools of two frameworks in one process
     starve each other), driven line by line: "STEPS" in, seconds per step out."""
 
-    def __init__(self, preset: str, args, precision: str = "float32"):
+    def __init__(self, preset: str, args, precision: str = "float32", intel_mkl: bool = False):
         import subprocess
 
         command = [
@@ -237,10 +249,15 @@ class TorchWorker:
         ]
         # Passive OpenMP waits: spinning threads are ruinous on a shared 2-core machine
         # (measured 0.34 s vs 10.8 s per tiny step at 64 px with another job running).
-        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+        env = torch_env(intel_mkl, dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
+        self.mkl_code_path = mkl_code_path(env)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
+        # Wait for its warm-up step: a worker still warming up would share the cores with
+        # the first timed round of the other variants (measured: that round ~2x slower).
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the PyTorch worker failed to start ({self.process.wait()})")
 
     def __call__(self, steps: int = 1) -> float:
         """Runs ``steps`` steps in the worker; seconds per step."""
@@ -256,7 +273,9 @@ class TorchWorker:
 def torch_worker_loop(preset: str, args) -> None:
     arguments = model_arguments(preset, args.image_size)
     step = torch_step(arguments, args.batch_size, args.torch_precision)
-    step()  # warm up
+    for _ in range(WARM_UP_STEPS):
+        step()
+    print("ready", flush=True)
     for line in sys.stdin:
         print(time_steps(step, int(line), 1)[0], flush=True)
 
@@ -270,10 +289,12 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
     for name in variants:
         framework, precision, xla = resolve_variant(name)
         if framework == "torch":
-            steps[name] = TorchWorker(preset, args, precision)  # warms up in its process
+            # warms up in its process
+            steps[name] = TorchWorker(preset, args, precision, name == "torch_intel_mkl")
         else:
             keras_fn = keras_step(arguments, args.batch_size, xla, precision)
-            keras_fn()  # compile / warm up
+            for _ in range(WARM_UP_STEPS):  # compile, then warm up
+                keras_fn()
             steps[name] = partial(keras_seconds_per_step, keras_fn)
     dtypes = sorted({peak_dtype(name) for name in variants})
     rounds = []
@@ -300,9 +321,11 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
             "mfu_against": f"{dtype} matmul peak",
             "matmul_peak_gflops": statistics.median(r[0][dtype] for r in rounds),
         }
+        if isinstance(steps[name], TorchWorker) and precision_of(name) == "float32":
+            run["torch_mkl_code_path"] = steps[name].mkl_code_path
         if name == "keras_auto":
             run["auto_chose"] = dict(zip(("precision", "xla"), resolve_variant(name)[1:]))
-        for baseline in ("torch", "torch_bf16"):
+        for baseline in TORCH_BASELINES:
             if baseline in variants and not name.startswith("torch"):
                 run[f"speedup_vs_{baseline}"] = statistics.median(
                     r[1][baseline] / r[1][name] for r in rounds
@@ -311,7 +334,8 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
         print(
             f"{preset:6s} {name:14s} {run['images_per_second']:7.1f} img/s  "
             f"MFU {run['mfu']:.1%}  x torch {run.get('speedup_vs_torch', 1.0):.2f}"
-            f"  x torch_bf16 {run.get('speedup_vs_torch_bf16', 1.0):.2f}",
+            f"  x torch_bf16 {run.get('speedup_vs_torch_bf16', 1.0):.2f}"
+            f"  x torch_intel_mkl {run.get('speedup_vs_torch_intel_mkl', 1.0):.2f}",
             flush=True,
         )
     return runs

@@ -25,7 +25,8 @@ import threading
 from pathlib import Path
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where built libraries are kept: ``$SIAMESEIM_CACHE`` or ``~/.cache/siameseim_tf``."""
     root = os.environ.get("SIAMESEIM_CACHE") or Path.home() / ".cache" / "siameseim_tf"
     return Path(root)
 
@@ -151,7 +152,7 @@ class NativeLibrary:
             + " ".join(self._maths_flags(tf, compiler, march)).encode()
             + f"{tf.__version__}|{compiler}|{_cpu_signature()}".encode()
         ).hexdigest()[:16]
-        folder = _cache_dir()
+        folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{self.name}_{key}.so"
         with open(folder / f"{self.name}_{key}.lock", "w") as lock:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks.train_step import VARIANTS, peak_dtype, resolve_variant
+import ctypes
+import shutil
+
+import pytest
+
+from benchmarks.intel_mkl import mkl_code_path, torch_env
+from benchmarks.train_step import TORCH_BASELINES, VARIANTS, peak_dtype, resolve_variant
 from siameseim_tf.hardware import resolve_precision, xla_suits
 
 
@@ -16,3 +22,32 @@ def test_auto_variant_resolves_as_training_does():
 def test_fixed_variants_resolve_to_themselves():
     for name in ("keras", "keras_xla", "keras_bf16", "torch"):
         assert resolve_variant(name) == VARIANTS[name]
+
+
+def test_intel_mkl_variant_is_a_float32_torch_baseline():
+    assert VARIANTS["torch_intel_mkl"] == ("torch", "float32", False)
+    assert "torch_intel_mkl" in TORCH_BASELINES
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no cc")
+def test_intel_mkl_shim_is_preloaded_and_answers_intel(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMESEIM_CACHE", str(tmp_path))
+    env = torch_env(True, {"LD_PRELOAD": "/already/there.so"})
+    shim = env["LD_PRELOAD"].split()[0]
+    assert env["LD_PRELOAD"].split()[1:] == ["/already/there.so"]  # kept, after the shim
+    library = ctypes.CDLL(shim)
+    assert library.mkl_serv_intel_cpu_true() == 1 and library.mkl_serv_intel_cpu() == 1
+    assert "LD_PRELOAD" not in torch_env(False, {})
+
+
+@pytest.mark.slow
+def test_mkl_takes_a_vector_path_with_the_shim():
+    """On any x86-64 that PyTorch's MKL knows, the shim gives a named ISA path, not the
+    generic one; on Intel CPUs it is the path MKL takes anyway."""
+    pytest.importorskip("torch")
+    stock, shimmed = mkl_code_path(torch_env(False)), mkl_code_path(torch_env(True))
+    if stock == "unknown":
+        pytest.skip("this PyTorch build does not report an MKL code path")
+    assert "Intel(R) A" in shimmed and shimmed != "Intel(R) Architecture processors"
+    if "GenuineIntel" in open("/proc/cpuinfo").read():
+        assert stock == shimmed
