@@ -73,17 +73,17 @@ def _no_fp16_flag(compiler: str) -> list[str]:
 
 class NativeLibrary:
     """One op library in ``folder``: ``{name}.cc`` (TF op registration), ``{name}_math.cc``
-    (the maths, -march=native) and ``{name}.h`` (shared between the two).
+    (the maths, -march=native) and ``{name}.h`` (shared between the two); the folder's other
+    headers (glue shared between libraries) are part of its cache key too.
 
     Args:
-        folder: where the three sources are.
+        folder: where the sources are.
         name: their stem; also the cache file's stem and the name printed while building.
     """
 
     def __init__(self, folder: Path, name: str):
         self.name = name
         self.glue, self.maths = folder / f"{name}.cc", folder / f"{name}_math.cc"
-        self.header = folder / f"{name}.h"
         self._lock = threading.Lock()
         self._state: dict = {}
 
@@ -148,7 +148,7 @@ class NativeLibrary:
         key = hashlib.sha256(
             self.glue.read_bytes()
             + self.maths.read_bytes()
-            + self.header.read_bytes()
+            + b"".join(h.read_bytes() for h in sorted(self.glue.parent.glob("*.h")))
             + " ".join(self._maths_flags(tf, compiler, march)).encode()
             + f"{tf.__version__}|{compiler}|{_cpu_signature()}".encode()
         ).hexdigest()[:16]

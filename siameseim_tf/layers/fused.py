@@ -64,15 +64,19 @@ def _native_ops(backend: str):
 
 def describe_backend(policy: str = "float32") -> str:
     """Which fused kernels ``backend="auto"`` runs here under the dtype ``policy``, for
-    start-up messages (the attention kernels are float32 only: not built for others)."""
+    start-up messages (the attention kernels are float32 only: not built for others;
+    BatchNorm computes in float32 under every policy)."""
     from siameseim_tf.layers import native
 
     reason = _why_auto_uses_xla()
     if reason is not None:
         return f"XLA-compiled ({reason})"
+    parts = ["C++"]
     if policy == "float32" and native.load_attention() is None:
-        return f"C++, attention with TF ops ({native.attention_status()})"
-    return "C++"
+        parts.append(f"attention with TF ops ({native.attention_status()})")
+    if native.load_batch_norm() is None:
+        parts.append(f"batch_norm with TF ops ({native.batch_norm_status()})")
+    return ", ".join(parts)
 
 
 def _xla(fn):
@@ -217,22 +221,31 @@ def bias_add_fused(x, bias, backend: str = "auto"):
     return bias_add(x, bias)
 
 
+def _float32_library(name: str, dtype, backend: str):
+    """The float32-only C++ library ``name`` ("attention", "batch_norm") for inputs of
+    ``dtype``, or None where it does not apply (another dtype, the XLA backend, not
+    loadable); with ``backend="native"`` a library that cannot load is an error."""
+    import tensorflow as tf
+
+    from siameseim_tf.layers import native
+
+    if dtype != tf.float32 or _native_ops(backend) is None:
+        return None
+    ops = tf.autograph.experimental.do_not_convert(getattr(native, f"load_{name}"))()
+    if ops is None and backend == "native":
+        status = getattr(native, f"{name}_status")()
+        raise RuntimeError(f"backend='native' but {name} is unavailable: {status}")
+    return ops
+
+
 def attention_fused(qkv, num_heads: int, backend: str = "auto"):
     """Multi-head self-attention from the qkv projection ``[B, T, 3D]`` (q, k, v, then heads)
     to ``[B, T, D]``: the C++ kernels for float32 where they load, else None (the caller
     runs its own ops; there is no XLA kernel: XLA fuses the plain expression itself)."""
     import tensorflow as tf
 
-    from siameseim_tf.layers import native
-
-    if qkv.dtype != tf.float32 or _native_ops(backend) is None:
-        return None
-    ops = tf.autograph.experimental.do_not_convert(native.load_attention)()
+    ops = _float32_library("attention", qkv.dtype, backend)
     if ops is None:
-        if backend == "native":
-            raise RuntimeError(
-                f"backend='native' but attention is unavailable: {native.attention_status()}"
-            )
         return None
 
     @tf.custom_gradient
@@ -241,3 +254,43 @@ def attention_fused(qkv, num_heads: int, backend: str = "auto"):
         return out, lambda dout: ops.sim_attention_grad(inputs, probs, dout, num_heads=num_heads)
 
     return attention(qkv)
+
+
+def batch_norm_fused(x, gamma, beta, epsilon: float, reduce_sum=None, backend: str = "auto"):
+    """TokenBatchNorm's training forward (float32, statistics over every axis but the last)
+    with the C++ kernels: ``(y, mean, variance, count)``, or None where they do not apply
+    (the caller runs its own ops). ``reduce_sum`` adds per-channel sums over replicas (sync
+    BatchNorm), in the forward and in the backward alike.
+
+    Two passes for the exact statistics and one to normalise; the backward is one pass for
+    sum(dy) and sum(dy * (x - mean)) and one for dx = gamma * rstd * (dy - mean(dy) -
+    x_hat * mean(dy * x_hat)), the means over the global batch."""
+    import tensorflow as tf
+
+    ops = _float32_library("batch_norm", x.dtype, backend)
+    if ops is None:
+        return None
+    total = reduce_sum or (lambda values: values)
+    count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+    sums, count = total([ops.sim_channel_moments(x, tf.zeros_like(gamma)), count])  # [2, C]
+    mean = tf.stop_gradient(sums[0] / count)  # the custom gradient below covers its path
+    variance = tf.stop_gradient(total(ops.sim_channel_moments(x, mean))[1] / count)
+    rstd = tf.math.rsqrt(variance + epsilon)
+
+    @tf.custom_gradient
+    def normalise(inputs, scale, offset):
+        a = scale * rstd  # [C]
+        y = ops.sim_channel_affine(inputs, mean, a, offset)
+
+        def grad(dy):
+            local = ops.sim_channel_dot(inputs, dy, mean)  # [2, C]: sum(dy), sum(dy (x - m))
+            means = total(local) / count
+            q = -a * rstd * rstd * means[1]
+            dx = ops.sim_channel_affine2(dy, inputs, mean, a, q, -a * means[0])
+            return dx, local[1] * rstd, local[0]
+
+        return y, grad
+
+    # tensors, not variables: their reads are outside the custom gradient
+    gamma, beta = tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
+    return normalise(x, gamma, beta), mean, variance, count

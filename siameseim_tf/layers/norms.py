@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from siameseim_tf.layers.distributed import cross_replica_sum
+from siameseim_tf.layers.fused import batch_norm_fused
 
 
 @keras.saving.register_keras_serializable(package="siameseim_tf")
@@ -65,20 +66,37 @@ class TokenBatchNorm(keras.layers.Layer):
             squares = cross_replica_sum(squares)
         return mean, squares / count, count
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, fused=False):
+        """``fused`` (graph-mode training, set by the block): the C++ kernels where they
+        load (layers/fused.batch_norm_fused), the same statistics and updates."""
         x = ops.cast(inputs, "float32")
+        if training and fused:
+            out = batch_norm_fused(
+                x,
+                self.gamma,
+                self.beta,
+                self.epsilon,
+                cross_replica_sum if self.synchronized else None,
+            )
+            if out is not None:
+                y, mean, variance, count = out
+                self._update_moving_statistics(mean, variance, count)
+                return y
         if training:
             mean, variance, count = self._batch_statistics(x)
-            unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
-            m = self.momentum
-            self.moving_mean.assign(m * self.moving_mean + (1.0 - m) * ops.stop_gradient(mean))
-            self.moving_variance.assign(
-                m * self.moving_variance + (1.0 - m) * ops.stop_gradient(unbiased)
-            )
+            self._update_moving_statistics(mean, variance, count)
         else:
             mean, variance = self.moving_mean, self.moving_variance
         y = (x - mean) * ops.rsqrt(variance + self.epsilon)
         return y * self.gamma + self.beta
+
+    def _update_moving_statistics(self, mean, variance, count):
+        unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
+        m = self.momentum
+        self.moving_mean.assign(m * self.moving_mean + (1.0 - m) * ops.stop_gradient(mean))
+        self.moving_variance.assign(
+            m * self.moving_variance + (1.0 - m) * ops.stop_gradient(unbiased)
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape

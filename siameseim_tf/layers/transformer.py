@@ -179,8 +179,10 @@ class TransformerBlock(keras.layers.Layer):
 
     def _norm(self, norm, x, training):
         """The norm in float32, returned in the block's compute dtype."""
-        if training and self.fused_kernels and self.norm == "layer":
-            return layer_norm_fused(x, norm.gamma, norm.beta, norm.epsilon)
+        if training and self.fused_kernels:
+            if self.norm == "layer":
+                return layer_norm_fused(x, norm.gamma, norm.beta, norm.epsilon)
+            return ops.cast(norm(x, training=True, fused=True), x.dtype)  # C++ where it loads
         return ops.cast(norm(x, training=training), x.dtype)
 
     def _attention_branch(self, h, training):

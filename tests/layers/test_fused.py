@@ -219,7 +219,12 @@ attention = native.load_attention()
 qkv = tf.reshape(tf.sin(tf.range(2 * 7 * 60, dtype=tf.float32)), (2, 7, 60))  # 2 heads of 10
 attended, probs = attention.sim_attention(qkv, num_heads=2)
 out += [attended, probs, attention.sim_attention_grad(qkv, probs, tf.cos(attended), 2)]
-print(native.status(), native.attention_status(), json.dumps([t.numpy().tolist() for t in out]))
+bn = native.load_batch_norm()
+m = bn.sim_channel_moments(x, tf.reduce_mean(x, 0))
+out += [m, bn.sim_channel_dot(x, tf.sin(x), m[0])]
+out += [bn.sim_channel_affine2(x, tf.cos(x), m[0], m[1], m[0], m[1])]
+print(native.status(), native.attention_status(), native.batch_norm_status(),
+      json.dumps([t.numpy().tolist() for t in out]))
 """
 
 
@@ -234,13 +239,13 @@ def test_kernels_built_for_avx2_equal_this_cpus_build(tmp_path):
             [sys.executable, "-c", _KERNEL_OUTPUTS], env=env, capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr[-2000:]
-        block_status, attention_status, payload = done.stdout.strip().splitlines()[-1].split(" ", 2)
-        assert block_status == attention_status == "loaded"
+        *statuses, payload = done.stdout.strip().splitlines()[-1].split(" ", 3)
+        assert statuses == ["loaded"] * 3
         return json.loads(payload)
 
     for avx2, here in zip(run({"SIAMESEIM_MARCH": "x86-64-v3"}), run({})):
         np.testing.assert_allclose(avx2, here, atol=2e-6, rtol=1e-6)
-    for name in ("fused_block", "attention"):
+    for name in ("fused_block", "attention", "batch_norm"):
         assert len(list((tmp_path / "cache").glob(f"{name}_*.so"))) == 2
 
 
@@ -267,6 +272,11 @@ def test_start_up_line_says_which_fused_kernels_run(monkeypatch):
         )
         # bf16 never runs the float32 attention kernels: nothing to say about them
         assert describe_xla("off", "mixed_bfloat16") == "off (graph mode, fused kernels: C++)"
+        monkeypatch.setattr(native, "load_batch_norm", lambda: None)
+        monkeypatch.setattr(native, "batch_norm_status", lambda: "disabled by Y")
+        assert describe_xla("off", "mixed_bfloat16") == (
+            "off (graph mode, fused kernels: C++, batch_norm with TF ops (disabled by Y))"
+        )
     monkeypatch.setattr(native, "load", lambda: None)
     monkeypatch.setattr(native, "status", lambda: "disabled by SIAMESEIM_NATIVE=0")
     assert describe_xla("off") == (

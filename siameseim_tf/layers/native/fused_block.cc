@@ -15,8 +15,12 @@
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/platform/threadpool.h"
 #include "fused_block.h"
+#include "row_glue.h"
 
 using namespace tensorflow;
+using simglue::ParallelRows;
+using simglue::RowLayout;
+using simglue::SumOverRowBlocks;
 using shape_inference::InferenceContext;
 using shape_inference::ShapeHandle;
 
@@ -33,37 +37,6 @@ const typename Bits<T>::type* In(const Tensor& t) {
 template <typename T>
 typename Bits<T>::type* Out(Tensor* t) {
   return reinterpret_cast<typename Bits<T>::type*>(t->flat<T>().data());
-}
-
-void ParallelRows(OpKernelContext* ctx, int64_t rows, int64_t cost_per_row,
-                  const std::function<void(int64_t, int64_t)>& work) {
-  ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(rows, cost_per_row, work);
-}
-
-// Column sums of per-row contributions: `add_rows(begin, end, sums)` adds rows [begin, end)
-// into `count` consecutive [width] float32 arrays. One partial sum per fixed block of 64
-// rows, added in block order, so the result does not depend on the thread count.
-std::vector<float> SumOverRowBlocks(OpKernelContext* ctx, int64_t rows, int64_t width, int count,
-                                    int64_t cost_per_row,
-                                    const std::function<void(int64_t, int64_t, float*)>& add_rows) {
-  constexpr int64_t kBlockRows = 64;
-  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows, size = count * width;
-  std::vector<float> partial(blocks * size, 0.0f), total(size, 0.0f);
-  ParallelRows(ctx, blocks, cost_per_row * kBlockRows, [&](int64_t first, int64_t last) {
-    for (int64_t b = first; b < last; ++b)
-      add_rows(b * kBlockRows, std::min(rows, (b + 1) * kBlockRows), partial.data() + b * size);
-  });
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t i = 0; i < size; ++i) total[i] += partial[b * size + i];
-  return total;
-}
-
-// A [..., width] tensor as `rows` rows of `width` elements.
-Status RowLayout(const Tensor& t, const char* name, int64_t* rows, int64_t* width) {
-  if (t.dims() < 1) return errors::InvalidArgument(name, " needs a last axis");
-  *width = t.dim_size(t.dims() - 1);
-  *rows = *width ? t.NumElements() / *width : 0;
-  return OkStatus();
 }
 
 Status RowStatistics(InferenceContext* c) {  // mean / rstd: the input's shape without its last axis
