@@ -221,6 +221,27 @@ def bias_add_fused(x, bias, backend: str = "auto"):
     return bias_add(x, bias)
 
 
+def bias_gelu_fused(x, bias, backend: str = "auto"):
+    """``GELU(x + bias)`` over the last axis (the MLP's first layer after its matmul); with
+    the C++ ops one kernel each way, the bias gradient summed in the backward's kernel.
+    Without them the bias add and GELU kernels, one after the other."""
+    import tensorflow as tf
+
+    ops = _native_ops(backend)
+    bias = tf.cast(bias, x.dtype)
+    if ops is None:
+        return gelu_exact_fused(bias_add_fused(x, bias, backend), backend)
+
+    @tf.custom_gradient
+    def bias_gelu(inputs, offset):
+        def grad(dy):
+            return ops.sim_bias_gelu_grad(inputs, offset, dy)  # dx, db
+
+        return ops.sim_bias_gelu(inputs, offset), grad
+
+    return bias_gelu(x, bias)
+
+
 def _float32_library(name: str, dtype, backend: str):
     """The float32-only C++ library ``name`` ("attention", "batch_norm") for inputs of
     ``dtype``, or None where it does not apply (another dtype, the XLA backend, not

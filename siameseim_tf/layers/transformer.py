@@ -11,6 +11,7 @@ from keras import ops
 from siameseim_tf.layers.fused import (
     attention_fused,
     bias_add_fused,
+    bias_gelu_fused,
     gelu_exact_fused,
     layer_norm_fused,
     softmax_fused,
@@ -195,8 +196,11 @@ class TransformerBlock(keras.layers.Layer):
         # XLA cluster the custom gradient stops XLA's own fusion, and inference / export
         # keep plain, ONNX-exportable ops.
         fused = training and self.fused_kernels
-        gelu = gelu_exact_fused if fused else gelu_exact
-        hidden = gelu(dense(self.fc1, h, fused))  # [B, T, hidden]
+        if fused and self.fc1.bias is not None:
+            hidden = bias_gelu_fused(ops.matmul(h, self.fc1.kernel), self.fc1.bias)
+        else:
+            gelu = gelu_exact_fused if fused else gelu_exact
+            hidden = gelu(dense(self.fc1, h, fused))  # [B, T, hidden]
         return self._residual(dense(self.fc2, hidden, fused), gamma, training)
 
     def _call_xla(self, x, training):

@@ -19,6 +19,7 @@ from siameseim_tf.hardware import onednn_capped_below_native_bf16
 from siameseim_tf.layers import TransformerBlock, gelu_exact, native
 from siameseim_tf.layers.fused import (
     bias_add_fused,
+    bias_gelu_fused,
     gelu_exact_fused,
     layer_norm_fused,
     softmax_fused,
@@ -192,6 +193,10 @@ def test_native_kernels_build_and_reject_mismatched_shapes():
         ops.sim_gelu_grad(x, tf.zeros([4, 9]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="mean and rstd need 4"):
         ops.sim_layer_norm_grad(x, tf.ones([8]), tf.zeros([3]), tf.ones([4]), x)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"bias must be \[8\], got \[7\]"):
+        ops.sim_bias_gelu(x, tf.zeros([7]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="shapes differ"):
+        ops.sim_bias_gelu_grad(x, tf.zeros([8]), tf.zeros([4, 9]))
 
 
 def test_fused_kernels_fall_back_to_xla_without_the_native_library(monkeypatch):
@@ -215,6 +220,7 @@ x = tf.constant(np.linspace(-7, 7, 6 * 40, dtype=np.float32).reshape(6, 40))
 y, mean, rstd = ops.sim_layer_norm(x, tf.ones([40]), tf.zeros([40]), epsilon=1e-6)
 dx, dg, db = ops.sim_layer_norm_grad(x, tf.ones([40]), mean, rstd, tf.sin(x))
 out = [y, dx, dg, db, ops.sim_gelu(x), ops.sim_gelu_grad(x, tf.cos(x))]
+out += [ops.sim_bias_gelu(x, x[0]), *ops.sim_bias_gelu_grad(x, x[0], tf.cos(x))]
 attention = native.load_attention()
 qkv = tf.reshape(tf.sin(tf.range(2 * 7 * 60, dtype=tf.float32)), (2, 7, 60))  # 2 heads of 10
 attended, probs = attention.sim_attention(qkv, num_heads=2)
@@ -285,9 +291,17 @@ def test_start_up_line_says_which_fused_kernels_run(monkeypatch):
     )
 
 
+# fused kernel -> the plain expression it replaces (GELU(x + b): the MLP's first layer)
+BIAS_KERNELS = {
+    "bias_add": (bias_add_fused, lambda t, b: t + b),
+    "bias_gelu": (bias_gelu_fused, lambda t, b: gelu_exact(t + b)),
+}
+
+
+@pytest.mark.parametrize("kernel", sorted(BIAS_KERNELS))
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
-def test_fused_bias_add_and_its_gradient_equal_plain(backend, dtype):
+def test_fused_bias_kernels_and_their_gradients_equal_plain(kernel, backend, dtype):
     x = tf.cast(tf.random.stateless_normal((3, 67, 24), seed=(8, 1)), dtype)
     bias = tf.random.stateless_normal((24,), seed=(8, 2))
     weight = tf.cast(tf.random.stateless_normal(x.shape, seed=(8, 3)), dtype)
@@ -299,10 +313,12 @@ def test_fused_bias_add_and_its_gradient_equal_plain(backend, dtype):
             loss = tf.reduce_sum(tf.cast(y * weight, tf.float32))
         return [y, *tape.gradient(loss, [x, bias])]
 
-    got = run(lambda t, b: bias_add_fused(t, b, backend))
-    want = run(lambda t, b: t + tf.cast(b, t.dtype))
+    fused, plain = BIAS_KERNELS[kernel]
+    got = run(lambda t, b: fused(t, b, backend))
+    want = run(lambda t, b: plain(t, tf.cast(b, t.dtype)))
     assert got[0].dtype == dtype
-    tol = 1e-6 if dtype == tf.float32 else 0.02  # bf16: the bias gradient's rounding
+    # bf16: the fused kernel adds the bias in float32 and sums its gradient unrounded
+    tol = 2e-6 if dtype == tf.float32 else 0.02
     for a, b in zip(got, want):
         a, b = tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy()
         np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=0)

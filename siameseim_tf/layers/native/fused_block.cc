@@ -99,6 +99,26 @@ REGISTER_OP("SimSoftmaxGrad")
     .Attr("T: {float, bfloat16}")
     .SetShapeFn(shape_inference::UnchangedShape);
 
+REGISTER_OP("SimBiasGelu")
+    .Input("x: T")     // [..., C]
+    .Input("bias: T")  // [C]
+    .Output("y: T")    // GELU(x + bias)
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
+REGISTER_OP("SimBiasGeluGrad")
+    .Input("x: T")
+    .Input("bias: T")
+    .Input("dy: T")
+    .Output("dx: T")   // the gradient w.r.t. x (and x + bias)
+    .Output("db: T")   // [C], summed in float32
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->input(1));
+      return OkStatus();
+    });
+
 REGISTER_OP("SimBiasAdd")
     .Input("x: T")     // [..., C]
     .Input("bias: T")  // [C]
@@ -235,23 +255,61 @@ class SimSoftmaxGradOp : public OpKernel {
   }
 };
 
+// A bias gradient summed in float32, written in the op's type.
 template <typename T>
-class SimBiasAddOp : public OpKernel {
+void WriteSums(const std::vector<float>& sums, Tensor* db) {
+  auto out = db->flat<T>();
+  for (int64_t i = 0; i < out.size(); ++i) out(i) = static_cast<T>(sums[i]);
+}
+
+// x [..., C] and a bias [C] of its width (the bias ops' check).
+Status RowsAndBias(const Tensor& x, const Tensor& bias, int64_t* rows, int64_t* width) {
+  TF_RETURN_IF_ERROR(RowLayout(x, "x", rows, width));
+  if (bias.dims() != 1 || bias.dim_size(0) != *width)
+    return errors::InvalidArgument("bias must be [", *width, "], got ", bias.shape().DebugString());
+  return OkStatus();
+}
+
+template <typename T>
+class SimBiasGeluGradOp : public OpKernel {
  public:
-  explicit SimBiasAddOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit SimBiasGeluGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &bias = ctx->input(1), &dy = ctx->input(2);
+    int64_t rows, width;
+    OP_REQUIRES_OK(ctx, RowsAndBias(x, bias, &rows, &width));
+    SIM_REQUIRE_SAME_SHAPE(ctx, x, dy);
+    Tensor *dx, *db;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({width}), &db));
+    const std::vector<float> sums = SumOverRowBlocks(
+        ctx, rows, width, 1, 60 * width, [&](int64_t begin, int64_t end, float* partial) {
+          simblock::BiasGeluBackward(In<T>(x), In<T>(bias), In<T>(dy), width, begin, end,
+                                     Out<T>(dx), partial);
+        });
+    WriteSums<T>(sums, db);
+  }
+};
+
+// SimBiasAdd (y = x + bias) and SimBiasGelu (y = GELU(x + bias)), row by row.
+template <typename T, bool kGelu>
+class SimBiasRowsOp : public OpKernel {
+ public:
+  explicit SimBiasRowsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor &x = ctx->input(0), &bias = ctx->input(1);
     int64_t rows, width;
-    OP_REQUIRES_OK(ctx, RowLayout(x, "x", &rows, &width));
-    OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == width,
-                errors::InvalidArgument("bias must be [", width, "], got ",
-                                        bias.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, RowsAndBias(x, bias, &rows, &width));
     Tensor* y;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
     if (rows == 0) return;
-    ParallelRows(ctx, rows, 2 * width, [&](int64_t begin, int64_t end) {
-      simblock::BiasAdd(In<T>(x), In<T>(bias), width, begin, end, Out<T>(y));
+    ParallelRows(ctx, rows, (kGelu ? 40 : 2) * width, [&](int64_t begin, int64_t end) {
+      if (kGelu)
+        simblock::BiasGeluForward(In<T>(x), In<T>(bias), width, begin, end, Out<T>(y));
+      else
+        simblock::BiasAdd(In<T>(x), In<T>(bias), width, begin, end, Out<T>(y));
     });
   }
 };
@@ -271,8 +329,7 @@ class SimBiasAddGradOp : public OpKernel {
         ctx, rows, width, 1, 2 * width, [&](int64_t begin, int64_t end, float* partial) {
           simblock::BiasGradRows(In<T>(dy), width, begin, end, partial);
         });
-    auto out = db->flat<T>();
-    for (int64_t i = 0; i < width; ++i) out(i) = static_cast<T>(sums[i]);
+    WriteSums<T>(sums, db);
   }
 };
 
@@ -287,8 +344,12 @@ class SimBiasAddGradOp : public OpKernel {
                           SimGeluGradOp<T>);                                                \
   REGISTER_KERNEL_BUILDER(Name("SimSoftmaxGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),  \
                           SimSoftmaxGradOp<T>);                                             \
+  REGISTER_KERNEL_BUILDER(Name("SimBiasGelu").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
+                          (SimBiasRowsOp<T, true>));                                        \
+  REGISTER_KERNEL_BUILDER(Name("SimBiasGeluGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"), \
+                          SimBiasGeluGradOp<T>);                                            \
   REGISTER_KERNEL_BUILDER(Name("SimBiasAdd").Device(DEVICE_CPU).TypeConstraint<T>("T"),      \
-                          SimBiasAddOp<T>);                                                 \
+                          (SimBiasRowsOp<T, false>));                                       \
   REGISTER_KERNEL_BUILDER(Name("SimBiasAddGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),  \
                           SimBiasAddGradOp<T>);
 

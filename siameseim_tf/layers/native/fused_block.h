@@ -32,6 +32,15 @@ void GeluBackward(const T* x, const T* dy, int64_t begin, int64_t end, T* dx);
 template <typename T>
 void SoftmaxBackward(const T* y, const T* dy, int64_t width, int64_t begin, int64_t end, T* dz);
 
+// y = GELU(x + bias) over each row (the bias add in float32, not rounded before GELU); and
+// its gradient dh = dy * GELU'(x + bias), whose column sums (the bias gradient's partial
+// sum, float32) are added to sums ([width]).
+template <typename T>
+void BiasGeluForward(const T* x, const T* bias, int64_t width, int64_t begin, int64_t end, T* y);
+template <typename T>
+void BiasGeluBackward(const T* x, const T* bias, const T* dy, int64_t width, int64_t begin,
+                      int64_t end, T* dh, float* sums);
+
 // y = x + bias over each row; and the rows' dy added to sums ([width], float32), the bias
 // gradient's partial sum.
 template <typename T>

@@ -39,6 +39,13 @@ inline const float* RowAsFloat(const uint16_t* row, int64_t width, std::vector<f
   return buf->data();
 }
 
+// The bias as float32 (each thread keeps its own widening buffer).
+template <typename T>
+const float* BiasAsFloat(const T* bias, int64_t width) {
+  thread_local std::vector<float> buf;
+  return RowAsFloat(bias, width, &buf);
+}
+
 inline float Sum(const float* v, int64_t n) {
   float lanes[kLanes] = {0};
   int64_t i = 0;
@@ -104,6 +111,24 @@ inline float ExpNonPositive(float x) {
 constexpr float kSqrtHalf = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 
+// y = f(x + bias) over rows [begin, end), the sum in float32.
+template <typename T, typename F>
+void MapBiasedRows(const T* x, const T* bias, int64_t width, int64_t begin, int64_t end, T* y,
+                   F f) {
+  const float* b = BiasAsFloat(bias, width);
+  for (int64_t r = begin; r < end; ++r) {
+    const T* xr = x + r * width;
+    T* yr = y + r * width;
+    for (int64_t i = 0; i < width; ++i) Narrow(f(Widen(xr[i]) + b[i]), yr + i);
+  }
+}
+
+// GELU'(v) = Phi(v) + v * phi(v).
+inline float GeluSlope(float v) {
+  const float cdf = 0.5f * (1.0f + Erf(v * kSqrtHalf));
+  return cdf + v * ExpNonPositive(-0.5f * v * v) * kInvSqrt2Pi;
+}
+
 }  // namespace
 
 template <typename T>
@@ -162,11 +187,27 @@ void GeluForward(const T* x, int64_t begin, int64_t end, T* y) {
 
 template <typename T>
 void GeluBackward(const T* x, const T* dy, int64_t begin, int64_t end, T* dx) {
-  for (int64_t i = begin; i < end; ++i) {
-    const float v = Widen(x[i]);
-    const float cdf = 0.5f * (1.0f + Erf(v * kSqrtHalf));
-    const float pdf = ExpNonPositive(-0.5f * v * v) * kInvSqrt2Pi;
-    Narrow(Widen(dy[i]) * (cdf + v * pdf), dx + i);
+  for (int64_t i = begin; i < end; ++i) Narrow(Widen(dy[i]) * GeluSlope(Widen(x[i])), dx + i);
+}
+
+template <typename T>
+void BiasGeluForward(const T* x, const T* bias, int64_t width, int64_t begin, int64_t end, T* y) {
+  MapBiasedRows(x, bias, width, begin, end, y,
+                [](float v) { return 0.5f * v * (1.0f + Erf(v * kSqrtHalf)); });
+}
+
+template <typename T>
+void BiasGeluBackward(const T* x, const T* bias, const T* dy, int64_t width, int64_t begin,
+                      int64_t end, T* dh, float* sums) {
+  const float* b = BiasAsFloat(bias, width);
+  for (int64_t r = begin; r < end; ++r) {
+    const T *xr = x + r * width, *dyr = dy + r * width;
+    T* dhr = dh + r * width;
+    for (int64_t i = 0; i < width; ++i) {
+      const float g = Widen(dyr[i]) * GeluSlope(Widen(xr[i]) + b[i]);
+      Narrow(g, dhr + i);
+      sums[i] += g;
+    }
   }
 }
 
@@ -184,13 +225,7 @@ void SoftmaxBackward(const T* y, const T* dy, int64_t width, int64_t begin, int6
 
 template <typename T>
 void BiasAdd(const T* x, const T* bias, int64_t width, int64_t begin, int64_t end, T* y) {
-  thread_local std::vector<float> bias_buf;
-  const float* b = RowAsFloat(bias, width, &bias_buf);
-  for (int64_t r = begin; r < end; ++r) {
-    const T* xr = x + r * width;
-    T* yr = y + r * width;
-    for (int64_t i = 0; i < width; ++i) Narrow(Widen(xr[i]) + b[i], yr + i);
-  }
+  MapBiasedRows(x, bias, width, begin, end, y, [](float v) { return v; });
 }
 
 template <typename T>
@@ -208,6 +243,9 @@ void BiasGradRows(const T* dy, int64_t width, int64_t begin, int64_t end, float*
                                      const T*, int64_t, int64_t, int64_t, T*, float*, float*); \
   template void GeluForward<T>(const T*, int64_t, int64_t, T*);                                \
   template void GeluBackward<T>(const T*, const T*, int64_t, int64_t, T*);                     \
+  template void BiasGeluForward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);         \
+  template void BiasGeluBackward<T>(const T*, const T*, const T*, int64_t, int64_t, int64_t, T*, \
+                                    float*);                                                   \
   template void SoftmaxBackward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);        \
   template void BiasAdd<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);                 \
   template void BiasGradRows<T>(const T*, int64_t, int64_t, int64_t, float*);
