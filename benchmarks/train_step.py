@@ -138,10 +138,6 @@ def resolve_variant(variant: str) -> tuple[str, str, bool]:
     return framework, precision, xla
 
 
-def precision_of(variant: str) -> str:
-    return resolve_variant(variant)[1]
-
-
 def peak_dtype(variant: str) -> str:
     """The matmul peak a variant's MFU is measured against."""
     return "bfloat16" if "bfloat16" in resolve_variant(variant)[1] else "float32"
@@ -321,7 +317,7 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
             "mfu_against": f"{dtype} matmul peak",
             "matmul_peak_gflops": statistics.median(r[0][dtype] for r in rounds),
         }
-        if isinstance(steps[name], TorchWorker) and precision_of(name) == "float32":
+        if isinstance(steps[name], TorchWorker):
             run["torch_mkl_code_path"] = steps[name].mkl_code_path
         if name == "keras_auto":
             run["auto_chose"] = dict(zip(("precision", "xla"), resolve_variant(name)[1:]))

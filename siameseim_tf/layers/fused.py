@@ -62,10 +62,11 @@ def _native_ops(backend: str):
     return ops
 
 
-def describe_backend(policy: str = "float32") -> str:
+def describe_backend(policy: str = "float32", batch_norm: bool = False) -> str:
     """Which fused kernels ``backend="auto"`` runs here under the dtype ``policy``, for
-    start-up messages (the attention kernels are float32 only: not built for others;
-    BatchNorm computes in float32 under every policy)."""
+    start-up messages. Only the libraries the run uses are loaded (built) to say so: the
+    attention kernels are float32 only, the BatchNorm ones (float32 under every policy)
+    only for models with ``batch_norm`` blocks."""
     from siameseim_tf.layers import native
 
     reason = _why_auto_uses_xla()
@@ -74,7 +75,7 @@ def describe_backend(policy: str = "float32") -> str:
     parts = ["C++"]
     if policy == "float32" and native.load_attention() is None:
         parts.append(f"attention with TF ops ({native.attention_status()})")
-    if native.load_batch_norm() is None:
+    if batch_norm and native.load_batch_norm() is None:
         parts.append(f"batch_norm with TF ops ({native.batch_norm_status()})")
     return ", ".join(parts)
 

@@ -5,6 +5,7 @@ Plain arguments only; recipes in ``configs/`` and the CLI fill them in.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -31,6 +32,13 @@ from siameseim_tf.training.strategy import (
 )
 
 METHODS = tuple(ALL_METHODS)
+
+
+def uses_batch_norm(method: str, model_args: dict) -> bool:
+    """Whether ``method``'s model, built from ``model_args``, has BatchNorm blocks (its
+    ``norm`` argument, given or default, is "batch")."""
+    norm = inspect.signature(get_method(method).model_class()).parameters.get("norm")
+    return norm is not None and model_args.get("norm", norm.default) == "batch"
 
 
 def build_model(method: str, **model_args) -> keras.Model:
@@ -206,6 +214,7 @@ def pretrain(
     )
     image_size, patch_size = model_args["image_size"], model_args["patch_size"]
     xla = xla_mode(jit_compile, strategy, policy)
+    batch_norm = uses_batch_norm(method, model_args)  # for the start-up line below
     if hint := gpu_hint():
         say(hint)
     say(
@@ -221,7 +230,8 @@ def pretrain(
     )
     say(
         f"[pretrain] {method}: {plan.steps_per_epoch} steps per epoch, {length}; "
-        f"precision {policy} ({precision_reason}), XLA {describe_xla(xla, policy)}, seed {seed}"
+        f"precision {policy} ({precision_reason}), "
+        f"XLA {describe_xla(xla, policy, batch_norm)}, seed {seed}"
     )
     keras.utils.set_random_seed(seed)  # initialisation; the data has its own seeded stream
     with strategy.scope():

@@ -97,14 +97,14 @@ def xla_mode(jit_compile: bool | None, strategy, policy: str = "float32") -> str
     return "step" if strategy.num_replicas_in_sync == 1 else "blocks"
 
 
-def describe_xla(mode: str, policy: str = "float32") -> str:
+def describe_xla(mode: str, policy: str = "float32", batch_norm: bool = False) -> str:
     """``mode`` for the start-up line; in graph mode also which fused kernels run under
-    the dtype ``policy``."""
+    the dtype ``policy`` (``batch_norm``: the model has BatchNorm blocks)."""
     if mode != "off":
         return mode
     from siameseim_tf.layers.fused import describe_backend
 
-    return f"off (graph mode, fused kernels: {describe_backend(policy)})"
+    return f"off (graph mode, fused kernels: {describe_backend(policy, batch_norm)})"
 
 
 def apply_xla(model, mode: str) -> bool:

@@ -280,9 +280,11 @@ def test_start_up_line_says_which_fused_kernels_run(monkeypatch):
         assert describe_xla("off", "mixed_bfloat16") == "off (graph mode, fused kernels: C++)"
         monkeypatch.setattr(native, "load_batch_norm", lambda: None)
         monkeypatch.setattr(native, "batch_norm_status", lambda: "disabled by Y")
-        assert describe_xla("off", "mixed_bfloat16") == (
+        assert describe_xla("off", "mixed_bfloat16", batch_norm=True) == (
             "off (graph mode, fused kernels: C++, batch_norm with TF ops (disabled by Y))"
         )
+        # a model without BatchNorm blocks neither loads nor mentions that library
+        assert describe_xla("off", "mixed_bfloat16") == "off (graph mode, fused kernels: C++)"
     monkeypatch.setattr(native, "load", lambda: None)
     monkeypatch.setattr(native, "status", lambda: "disabled by SIAMESEIM_NATIVE=0")
     assert describe_xla("off") == (

@@ -8,7 +8,7 @@ import pytest
 
 from siameseim_tf.data import array_source
 from siameseim_tf.recipes import RecipeError, load_recipe, model_arguments, switch_method
-from siameseim_tf.training.pretrain import pretrain
+from siameseim_tf.training.pretrain import pretrain, uses_batch_norm
 from tests.helpers import TINY
 
 
@@ -106,3 +106,9 @@ def test_recipes_validate_and_switch_method():
         load_recipe("tiny", ["model.depthh=3"])
     with pytest.raises(RecipeError, match="unknown config"):
         load_recipe("no_such_recipe")
+
+
+def test_start_up_line_asks_about_batch_norm_only_for_models_that_have_it():
+    assert uses_batch_norm("siameseim", {})  # its default projector / predictor norm
+    assert not uses_batch_norm("siameseim", {"norm": "layer"})
+    assert not uses_batch_norm("mae", {})  # no norm argument: LayerNorm throughout
