@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("siameseim_tf.cli.convert", "import an official PyTorch checkpoint"),
     "visualize-views": ("siameseim_tf.cli.visualize_views", "draw the two views and masks"),
     "demo": ("siameseim_tf.cli.demo", "pretrain, evaluate and export on Fashion-MNIST"),
+    "doctor": ("siameseim_tf.cli.doctor", "what this machine will run (precision, XLA, kernels)"),
 }
 
 

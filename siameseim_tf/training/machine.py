@@ -1,0 +1,148 @@
+"""What training will run on this machine, and why, before any training starts.
+
+The same decisions ``pretrain`` makes at start-up (:mod:`siameseim_tf.hardware` for the
+precision, :func:`~siameseim_tf.training.run.xla_mode` for graph mode or XLA, the C++
+kernels of graph mode), gathered in one report for the ``siameseim doctor`` command: a
+user on a new CPU or GPU sees what the library picks there before launching a long run,
+and each line says which measurement or rule decided it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One line of the report: ``topic`` (short), ``value`` (what and why) and whether
+    it needs the user's attention (``warning``)."""
+
+    topic: str
+    value: str
+    warning: bool = False
+
+
+# CPU features that change what the library runs (docs/speed.md).
+RELEVANT_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown CPU" where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _cpu_line() -> Finding:
+    from siameseim_tf.hardware import cpu_flags, onednn_isa_cap
+
+    flags = cpu_flags()
+    present = [f for f in RELEVANT_CPU_FLAGS if f in flags]
+    cap = onednn_isa_cap()
+    value = (
+        f"{cpu_model()}, {os.cpu_count()} logical cores; "
+        f"{' '.join(present) if present else 'none of ' + ' '.join(RELEVANT_CPU_FLAGS)}"
+    )
+    if cap:
+        value += f"; oneDNN capped at {cap} (ONEDNN_MAX_CPU_ISA)"
+    return Finding("cpu", value)
+
+
+def _tensorflow_line() -> Finding:
+    import keras
+    import tensorflow as tf
+
+    cuda = "built with CUDA" if tf.test.is_built_with_cuda() else "CPU-only build"
+    return Finding("tensorflow", f"{tf.__version__} ({cuda}), keras {keras.__version__}")
+
+
+def _devices_lines() -> list[Finding]:
+    import tensorflow as tf
+
+    from siameseim_tf.training.strategy import gpu_hint
+
+    gpus = tf.config.list_physical_devices("GPU")
+    names = []
+    for gpu in gpus:
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(details.get("device_name", gpu.name))
+    value = (
+        f"{len(gpus)} GPU ({', '.join(names)}): MirroredStrategy over them"
+        if len(gpus) > 1
+        else f"1 GPU ({names[0]})"
+        if gpus
+        else "CPU only (no GPU visible to TensorFlow)"
+    )
+    lines = [Finding("devices", value)]
+    if hint := gpu_hint():
+        lines.append(Finding("gpu", hint.removeprefix("WARNING [pretrain] "), warning=True))
+    return lines
+
+
+def _kernels_line(policy: str, batch_norm: bool) -> Finding:
+    from siameseim_tf.layers.fused import describe_backend
+
+    value = describe_backend(policy, batch_norm)
+    if value.startswith("XLA-compiled"):
+        # Graph mode still runs, with the XLA-compiled kernels: slower, not wrong. A
+        # warning when the build failed (not when switched off, nor for a GPU).
+        failed = "C++ unavailable" in value and "disabled by" not in value
+        return Finding("kernels", f"graph mode's kernels {value}", warning=failed)
+    from siameseim_tf.native_build import cache_dir
+
+    return Finding(
+        "kernels", f"graph mode's kernels: {value} (built for this CPU in {cache_dir()})"
+    )
+
+
+def machine_report(precision: str = "auto", batch_norm: bool = True) -> list[Finding]:
+    """The report, in order: TensorFlow, CPU, devices, precision, XLA on one device and on
+    several replicas, and the C++ kernels graph mode would use (built here on first use).
+
+    ``precision`` is what the run would ask for ("auto" decides from the hardware, and with
+    AVX512-BF16 but no AMX times a quarter-second of matmuls to do so); ``batch_norm``:
+    the model has BatchNorm blocks (SiameseIM's projector and predictor do).
+    """
+    from siameseim_tf.hardware import resolve_precision
+    from siameseim_tf.training.run import xla_mode
+
+    lines = [_tensorflow_line(), _cpu_line(), *_devices_lines()]
+    policy, reason = resolve_precision(precision)
+    lines.append(Finding("precision", f"{policy} ({reason})"))
+    for replicas, topic in ((1, "xla, one device"), (2, "xla, 2+ replicas")):
+        mode = xla_mode(None, types.SimpleNamespace(num_replicas_in_sync=replicas), policy)
+        what = {"step": "on, the whole train step", "blocks": "on, each replica's blocks"}
+        value = what.get(mode, "off, graph mode")
+        lines.append(Finding(topic, f"{value}: {_xla_reason(policy)}"))
+    if any(f.value.startswith("off") for f in lines if f.topic.startswith("xla")):
+        lines.append(_kernels_line(policy, batch_norm))
+    else:
+        lines.append(Finding("kernels", "not used: XLA fuses the element-wise work itself"))
+    return lines
+
+
+def _xla_reason(policy: str) -> str:
+    from siameseim_tf.hardware import cpu_has_usable_avx512, gpu_compute_capabilities
+
+    if gpu_compute_capabilities():
+        return "GPU: XLA"
+    if "bfloat16" in policy:
+        return "bfloat16 on a CPU: XLA's CPU backend does not use oneDNN's bf16 matmuls"
+    if cpu_has_usable_avx512():
+        return "float32 with AVX-512: graph mode with the fused kernels measured faster"
+    return "float32 without AVX-512: XLA measured 1.07-1.23x graph mode"
+
+
+def format_report(lines: list[Finding]) -> str:
+    """The report as aligned ``topic  value`` lines, warnings marked."""
+    width = max(len(f.topic) for f in lines)
+    return "\n".join(
+        f"{f.topic:<{width}}  {'WARNING ' if f.warning else ''}{f.value}" for f in lines
+    )

@@ -1,0 +1,69 @@
+"""`siameseim doctor`: the report says what pretrain would decide here, and why."""
+
+import json
+import os
+import subprocess
+import sys
+
+from siameseim_tf.cli import main
+from siameseim_tf.hardware import xla_suits
+from siameseim_tf.training.machine import machine_report
+
+TOPICS = [
+    "tensorflow",
+    "cpu",
+    "devices",
+    "precision",
+    "xla, one device",
+    "xla, 2+ replicas",
+    "kernels",
+]
+
+
+def _doctor(*argv, **env):
+    """`siameseim doctor --json` in a fresh process (the environment decides at import)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "siameseim_tf.cli", "doctor", "--json", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {f["topic"]: f for f in json.loads(done.stdout)}
+
+
+def test_report_follows_the_rules_pretrain_uses():
+    report = {f.topic: f for f in machine_report("float32")}
+    assert [t for t in TOPICS if t in report] == TOPICS
+    assert report["precision"].value == "float32 (asked for)"
+    xla_on = xla_suits("float32")
+    assert report["xla, one device"].value.startswith("on, the whole" if xla_on else "off")
+    assert report["xla, 2+ replicas"].value.startswith("on, each" if xla_on else "off")
+    assert report["kernels"].value.startswith("not used" if xla_on else "graph mode's kernels")
+
+
+def test_cli_prints_json_with_every_topic(capsys):
+    assert main(["doctor", "--precision", "float32", "--json"]) == 0
+    topics = [f["topic"] for f in json.loads(capsys.readouterr().out)]
+    assert topics == [*TOPICS, "onnxruntime"]
+
+
+def test_capped_at_avx2_trains_float32_with_xla():
+    # The decisions of an AVX2-only CPU, on any x86-64 (the cap is what oneDNN obeys).
+    report = _doctor(ONEDNN_MAX_CPU_ISA="AVX2")
+    assert report["precision"]["value"].startswith("float32 (auto: ")
+    assert report["xla, one device"]["value"].startswith("on, the whole train step")
+    assert report["xla, 2+ replicas"]["value"].startswith("on, each replica's blocks")
+    assert "capped at AVX2" in report["cpu"]["value"]
+
+
+def test_kernels_line_says_why_there_is_no_cpp():
+    # float32 runs graph mode (and so the kernels) on CPUs with AVX-512, XLA elsewhere.
+    off = _doctor("--precision", "float32", SIAMESEIM_NATIVE="0")["kernels"]
+    broken = _doctor("--precision", "float32", CXX="/bin/false")["kernels"]
+    if off["value"].startswith("not used"):  # XLA here (no AVX-512): no kernels to report
+        assert broken["value"].startswith("not used")
+        return
+    assert "disabled by SIAMESEIM_NATIVE=0" in off["value"] and not off["warning"]
+    assert "C++ unavailable" in broken["value"] and broken["warning"]
