@@ -9,8 +9,9 @@ so background load hits them alike; medians over rounds; JSON out.
     python benchmarks/train_step.py --baseline-torch   # + the PyTorch reference forward/backward
 
 The PyTorch baseline is tests/convert/torch_reference.py (the official module layout, written
-from SPEC.md) trained with the same AdamW step, on the same threads: a stand-in for the
-authors' code, whose exact training loop needs CUDA and distributed setup. "torch_intel_mkl"
+from SPEC.md) trained with the same AdamW step (betas (0.9, 0.95), weight decay 0.05 on
+matrices only, clipping at global norm 1), on the same threads: a stand-in for the authors'
+code, whose exact training loop needs CUDA and distributed setup. "torch_intel_mkl"
 is the same float32 step with MKL's Intel code path on a non-Intel CPU (benchmarks/
 intel_mkl.py): what the authors' code gets on an Intel CPU with this instruction set.
 """
@@ -30,7 +31,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.intel_mkl import mkl_code_path, torch_env  # noqa: E402
@@ -38,6 +38,7 @@ from siameseim_tf import SiameseIM  # noqa: E402
 from siameseim_tf.hardware import resolve_precision, xla_suits  # noqa: E402
 from siameseim_tf.models.flops import siameseim_step_flops  # noqa: E402
 from siameseim_tf.models.vit import preset_arguments  # noqa: E402
+from siameseim_tf.training import AdamW  # noqa: E402
 from siameseim_tf.training.run import apply_xla  # noqa: E402
 from tests.helpers import random_batch  # noqa: E402
 
@@ -147,7 +148,9 @@ def keras_step(arguments: dict, batch_size: int, jit_compile: bool, precision: s
     model = SiameseIM(**arguments, dtype=precision)
     # As training/run.py sets a model up for one device: whole step or graph mode.
     jit_compile = apply_xla(model, "step" if jit_compile else "off")
-    model.compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=jit_compile)
+    # The optimizer pretrain uses (method §6: betas (0.9, 0.95), decay on matrices only).
+    optimizer = AdamW(learning_rate=1e-4, weight_decay=0.05, beta_2=0.95)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
     batch = random_batch(
         batch_size,
         arguments["image_size"],
@@ -195,7 +198,13 @@ def torch_step(arguments: dict, batch_size: int, precision: str = "float32"):
         for name, p in model.named_parameters()
         if not name.startswith("mm_") and not name.startswith("patch_embed")
     ]
-    optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95))
+    # The authors' optimizer: AdamW, betas (0.9, 0.95), weight decay 0.05 on matrices only
+    # (timm's add_weight_decay: no decay on biases and 1-D weights).
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.05},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95))
     inputs = to_torch_inputs(
         random_batch(
             batch_size,
