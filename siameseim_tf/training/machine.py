@@ -135,9 +135,14 @@ def _xla_reason(policy: str) -> str:
         return "GPU: XLA"
     if "bfloat16" in policy:
         return "bfloat16 on a CPU: XLA's CPU backend does not use oneDNN's bf16 matmuls"
-    if cpu_has_usable_avx512():
-        return "float32 with AVX-512: graph mode with the fused kernels measured faster"
-    return "float32 without AVX-512: XLA measured 1.07-1.23x graph mode"
+    rule = (
+        "with AVX-512: graph mode with the fused kernels measured faster"
+        if cpu_has_usable_avx512()
+        else "without AVX-512: XLA measured 1.07-1.23x graph mode"
+    )
+    if policy != "float32":  # float16 on a CPU: the float32 rule, not measured for it
+        return f"float32's rule on a CPU {rule} (not measured in {policy})"
+    return f"float32 {rule}"
 
 
 def format_report(lines: list[Finding]) -> str:
