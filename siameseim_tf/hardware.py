@@ -154,8 +154,8 @@ def cpu_has_usable_avx512() -> bool:
     return onednn_allows("AVX512", "AVX10", "ALL") and "avx512f" in cpu_flags()
 
 
-def xla_suits(policy: str) -> bool:
-    """Whether XLA beats graph mode (with its fused kernels) here, as measured on one
+def xla_rule(policy: str) -> tuple[bool, str]:
+    """(whether XLA beats graph mode (with its fused kernels) here, why), as measured on one
     device (whole-step XLA) and on 2 replicas / 2 workers (XLA-compiled blocks):
 
     - GPUs: XLA (not run here);
@@ -163,7 +163,22 @@ def xla_suits(policy: str) -> bool:
     - float32 on a CPU with AVX-512: graph mode (graph 1.05-1.07x the XLA step with AMX,
       1.02x capped at AVX-512; 1.10x XLA blocks on 2 replicas and on 2 workers);
     - float32 on other CPUs (AVX2): XLA (step 1.23x graph; blocks 1.07-1.09x).
+
+    Other policies on a CPU (float16) follow the float32 rule, not measured for them.
     """
     if gpu_compute_capabilities():
-        return True
-    return "bfloat16" not in policy and not cpu_has_usable_avx512()
+        return True, "GPU: XLA"
+    if "bfloat16" in policy:
+        return False, "bfloat16 on a CPU: XLA's CPU backend does not use oneDNN's bf16 matmuls"
+    if cpu_has_usable_avx512():
+        xla, rule = False, "with AVX-512: graph mode with the fused kernels measured faster"
+    else:
+        xla, rule = True, "without AVX-512: XLA measured 1.07-1.23x graph mode"
+    if policy != "float32":
+        return xla, f"float32's rule on a CPU {rule} (not measured in {policy})"
+    return xla, f"float32 {rule}"
+
+
+def xla_suits(policy: str) -> bool:
+    """Whether XLA beats graph mode here (:func:`xla_rule`, without the reason)."""
+    return xla_rule(policy)[0]

@@ -82,7 +82,7 @@ def _devices_lines() -> list[Finding]:
     )
     lines = [Finding("devices", value)]
     if hint := gpu_hint():
-        lines.append(Finding("gpu", hint.removeprefix("WARNING [pretrain] "), warning=True))
+        lines.append(Finding("gpu", hint, warning=True))
     return lines
 
 
@@ -110,39 +110,23 @@ def machine_report(precision: str = "auto", batch_norm: bool = True) -> list[Fin
     AVX512-BF16 but no AMX times a quarter-second of matmuls to do so); ``batch_norm``:
     the model has BatchNorm blocks (SiameseIM's projector and predictor do).
     """
-    from siameseim_tf.hardware import resolve_precision
+    from siameseim_tf.hardware import resolve_precision, xla_rule
     from siameseim_tf.training.run import xla_mode
 
     lines = [_tensorflow_line(), _cpu_line(), *_devices_lines()]
     policy, reason = resolve_precision(precision)
     lines.append(Finding("precision", f"{policy} ({reason})"))
+    what = {"step": "on, the whole train step", "blocks": "on, each replica's blocks"}
+    why, modes = xla_rule(policy)[1], []
     for replicas, topic in ((1, "xla, one device"), (2, "xla, 2+ replicas")):
-        mode = xla_mode(None, types.SimpleNamespace(num_replicas_in_sync=replicas), policy)
-        what = {"step": "on, the whole train step", "blocks": "on, each replica's blocks"}
-        value = what.get(mode, "off, graph mode")
-        lines.append(Finding(topic, f"{value}: {_xla_reason(policy)}"))
-    if any(f.value.startswith("off") for f in lines if f.topic.startswith("xla")):
+        modes.append(xla_mode(None, types.SimpleNamespace(num_replicas_in_sync=replicas), policy))
+        value = what.get(modes[-1], "off, graph mode")
+        lines.append(Finding(topic, f"{value}: {why}"))
+    if "off" in modes:
         lines.append(_kernels_line(policy, batch_norm))
     else:
         lines.append(Finding("kernels", "not used: XLA fuses the element-wise work itself"))
     return lines
-
-
-def _xla_reason(policy: str) -> str:
-    from siameseim_tf.hardware import cpu_has_usable_avx512, gpu_compute_capabilities
-
-    if gpu_compute_capabilities():
-        return "GPU: XLA"
-    if "bfloat16" in policy:
-        return "bfloat16 on a CPU: XLA's CPU backend does not use oneDNN's bf16 matmuls"
-    rule = (
-        "with AVX-512: graph mode with the fused kernels measured faster"
-        if cpu_has_usable_avx512()
-        else "without AVX-512: XLA measured 1.07-1.23x graph mode"
-    )
-    if policy != "float32":  # float16 on a CPU: the float32 rule, not measured for it
-        return f"float32's rule on a CPU {rule} (not measured in {policy})"
-    return f"float32 {rule}"
 
 
 def format_report(lines: list[Finding]) -> str:

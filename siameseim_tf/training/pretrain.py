@@ -216,7 +216,7 @@ def pretrain(
     xla = xla_mode(jit_compile, strategy, policy)
     batch_norm = uses_batch_norm(method, model_args)  # for the start-up line below
     if hint := gpu_hint():
-        say(hint)
+        say(f"WARNING [pretrain] {hint}")
     say(
         f"[pretrain] {source.name}: {source.num_images} images"
         + (f" ({source.report.count} skipped)" if getattr(source, "report", None) else "")

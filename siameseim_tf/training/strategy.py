@@ -60,7 +60,7 @@ def gpu_hint() -> str | None:
         else "TensorFlow has CUDA but finds no usable GPU: check the driver and CUDA "
         "libraries (pip install 'siameseim-tf[gpu]' brings CUDA/cuDNN from pip)"
     )
-    return f"WARNING [pretrain] an NVIDIA GPU is present but TensorFlow sees none: {fix}"
+    return f"an NVIDIA GPU is present but TensorFlow sees none: {fix}"
 
 
 def describe_devices(strategy) -> str:
