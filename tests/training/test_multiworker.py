@@ -99,6 +99,7 @@ def vote(tmp_path, speedups: tuple[float, float], tag: str) -> list[dict]:
     return reports_of(workers, timeout=180)
 
 
+@pytest.mark.slow  # two worker processes, 12 s
 def test_workers_agree_on_automatic_precision(tmp_path):
     # Both measured bf16 fast: both keep it.
     for report in vote(tmp_path, (2.0, 2.1), tag="agree"):
