@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 
@@ -167,8 +168,18 @@ class NativeLibrary:
         with open(folder / f"{self.name}_{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one build even with several processes
             if not target.exists():
-                print(f"siameseim_tf: building {self.name} -> {target}", file=sys.stderr)
+                print(
+                    f"siameseim_tf: building {self.name} for this CPU (first use, cached "
+                    f"after) -> {target}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                start = time.monotonic()
                 self._build(tf, compiler, march, target)
+                print(
+                    f"siameseim_tf: built {self.name} in {time.monotonic() - start:.0f} s",
+                    file=sys.stderr,
+                )
         return tf.load_op_library(str(target))
 
     def load(self):

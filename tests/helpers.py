@@ -6,12 +6,25 @@ import json
 import socket
 
 import numpy as np
+import pytest
 from siameseim_tf.configs.tiny import CONFIG as TINY_CONFIG
 from siameseim_tf.configs.tiny import MAE_MODEL
+
+from siameseim_tf.hardware import onednn_capped_below_native_bf16
 
 # The one tiny configuration (configs/tiny.py); tests choose clipping themselves.
 TINY = {k: v for k, v in TINY_CONFIG["model"].items() if k != "clip_grad_norm"}
 TINY_MAE = dict(MAE_MODEL)
+
+# For tests that run TensorFlow's bfloat16 kernels: with oneDNN capped below the bf16 level
+# of a CPU that has it (ONEDNN_MAX_CPU_ISA=AVX2, to emulate an older CPU) TensorFlow still
+# asks oneDNN for bf16 primitives and aborts the process or fails to create them. An
+# artefact of the cap: CPUs without bf16 emulate those kernels, and run these tests.
+NEEDS_TF_BF16_KERNELS = pytest.mark.skipif(
+    onednn_capped_below_native_bf16(),
+    reason="oneDNN capped below this CPU's native bf16: TensorFlow's bf16 kernels abort or "
+    "fail there (an artefact of the cap; real CPUs without bf16 run them)",
+)
 
 
 def random_batch(

@@ -12,9 +12,9 @@ import pytest
 
 from siameseim_tf.export.common import parity, sample_pixels
 from siameseim_tf.export.onnx import export_onnx, run_onnx
-from siameseim_tf.hardware import onednn_capped_below_native_bf16
 from siameseim_tf.serving.preprocessing import preprocess_uint8
 from tests.export.tiny import TINY_ARGS
+from tests.helpers import NEEDS_TF_BF16_KERNELS
 
 
 def test_checker_io_and_metadata(onnx_export):
@@ -89,11 +89,7 @@ def test_int8_below_the_floor_is_refused_and_fp32_kept(tiny_encoder, tmp_path):
     assert path.is_file() and not (tmp_path / "t.int8.onnx").exists()
 
 
-@pytest.mark.skipif(
-    onednn_capped_below_native_bf16(),
-    reason="oneDNN capped below bf16 on a bf16 CPU: TensorFlow's bf16 convolution fails "
-    "there (an artefact of the cap; real CPUs without bf16 run it)",
-)
+@NEEDS_TF_BF16_KERNELS
 def test_mixed_precision_encoder_exports_float32(tmp_path):
     from siameseim_tf.models.vit import ViTEncoder, preset_arguments
 

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from siameseim_tf.hardware import onednn_capped_below_native_bf16
 from siameseim_tf.layers import TransformerBlock, gelu_exact, native
 from siameseim_tf.layers.fused import (
     bias_add_fused,
@@ -25,7 +24,7 @@ from siameseim_tf.layers.fused import (
     softmax_fused,
 )
 from siameseim_tf.layers.transformer import configure_blocks
-from tests.helpers import native_skip_reason
+from tests.helpers import NEEDS_TF_BF16_KERNELS, native_skip_reason
 
 NATIVE_SKIP = native_skip_reason()
 HAS_COMPILER = NATIVE_SKIP is None
@@ -33,14 +32,10 @@ BACKENDS = [
     "xla",
     pytest.param("native", marks=pytest.mark.skipif(not HAS_COMPILER, reason=str(NATIVE_SKIP))),
 ]
+
+
 # TF's own bf16 ops (oneDNN softmax, matmul) abort the process where oneDNN is capped below
 # the CPU's native bf16 (an emulated older CPU); real CPUs without bf16 run them.
-NEEDS_TF_BF16_OPS = pytest.mark.skipif(
-    onednn_capped_below_native_bf16(),
-    reason="oneDNN capped below this CPU's native bf16: TF's bf16 kernels abort the process",
-)
-
-
 def value_and_grad(fn, x, graph: bool):
     def run(x):
         with tf.GradientTape() as tape:
@@ -171,7 +166,7 @@ def test_fused_bfloat16_layer_norm_stays_within_bfloat16_rounding(backend):
     np.testing.assert_allclose(g, g_ref, atol=0.3, rtol=0.02)  # dx sums 40 rounded terms
 
 
-@NEEDS_TF_BF16_OPS
+@NEEDS_TF_BF16_KERNELS
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fused_bfloat16_softmax_stays_within_bfloat16_rounding(backend):
     x16 = _bf16_inputs()
@@ -328,7 +323,7 @@ def test_fused_bias_kernels_and_their_gradients_equal_plain(kernel, backend, dty
         np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=0)
 
 
-@NEEDS_TF_BF16_OPS
+@NEEDS_TF_BF16_KERNELS
 def test_block_with_fused_kernels_keeps_bfloat16_matmuls():
     block = TransformerBlock(dim=16, num_heads=2, dtype="mixed_bfloat16")
     x = tf.random.stateless_normal((2, 5, 16), seed=(4, 4))

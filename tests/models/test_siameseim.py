@@ -10,7 +10,7 @@ from siameseim_tf.layers.tokens import visible_indices
 from siameseim_tf.losses import unigrad_loss
 from siameseim_tf.training import momentum_at
 from siameseim_tf.training.callbacks import MomentumSchedule
-from tests.helpers import TINY, random_batch
+from tests.helpers import NEEDS_TF_BF16_KERNELS, TINY, random_batch
 
 
 def numpy(x):
@@ -140,6 +140,7 @@ def test_keras_round_trip_and_resume(tmp_path):
 
 
 @pytest.mark.slow  # 5-10 s on a fast CPU: the default run stays under 10 min on slow ones
+@NEEDS_TF_BF16_KERNELS
 def test_mixed_bfloat16_trains():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:

@@ -5,8 +5,7 @@ Each check runs in a subprocess because the CPU must be split before TensorFlow 
 
 import pytest
 
-from siameseim_tf.hardware import onednn_capped_below_native_bf16
-from tests.helpers import run_module
+from tests.helpers import NEEDS_TF_BF16_KERNELS, run_module
 
 
 def test_two_replicas_match_one_device():
@@ -33,11 +32,7 @@ def test_other_execution_modes_match_one_device(mode):
 
 
 @pytest.mark.slow  # > 10 s on a fast CPU: the default run stays under 10 min on slow ones
-@pytest.mark.skipif(
-    onednn_capped_below_native_bf16(),
-    reason="oneDNN capped below bf16 on a bf16 CPU: TensorFlow's bf16 kernels abort there "
-    "(an artefact of the cap; real CPUs without bf16 emulate them)",
-)
+@NEEDS_TF_BF16_KERNELS
 def test_two_replicas_in_bfloat16_match_one_device_to_bf16_rounding():
     # The multi-GPU (Ampere+) and bf16-CPU path: mixed_bfloat16, graph mode with the fused
     # kernels. Each replica rounds its half-batch products to bf16, so the runs differ by
