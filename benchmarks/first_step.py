@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.step_env import capped_env, emit  # noqa: E402
 
 
 def child() -> None:
-    sys.path.insert(0, str(ROOT))
     start = time.perf_counter()
     from benchmarks.train_step import keras_step, model_arguments
 
@@ -65,14 +66,11 @@ def main() -> None:
         cache_bytes = sum(p.stat().st_size for p in Path(cache).iterdir())
     report = {
         "what": "ViT-Tiny/16 SiameseIM train step, 224 px, batch 32, float32, whole-step XLA",
-        "env": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "XLA_FLAGS") if k in os.environ},
+        "env": capped_env(),
         "runs": runs,
         "cache_megabytes": round(cache_bytes / 2**20, 1),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    emit(report, args.output)
 
 
 if __name__ == "__main__":

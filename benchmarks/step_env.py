@@ -53,6 +53,19 @@ def measure(jit_compile: bool, steps: int, precision: str) -> None:
     print(json.dumps({"median_step_seconds": statistics.median(times)}))
 
 
+def emit(report: dict, output: str | None) -> None:
+    """Prints the JSON report and writes it to ``output`` if given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output:
+        Path(output).write_text(text + "\n")
+
+
+def capped_env() -> dict:
+    """The ISA caps of this run (the emulated CPU), for the report."""
+    return {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "XLA_FLAGS") if k in os.environ}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variant", action="append", default=None, help='"NAME=VALUE ..."')
@@ -83,7 +96,7 @@ def main() -> None:
     report = {
         "what": f"ViT-Tiny/16 SiameseIM train step, 224 px, batch 32, {args.precision}, "
         + ("graph mode" if args.graph else "whole-step XLA"),
-        "env": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "XLA_FLAGS") if k in os.environ},
+        "env": capped_env(),
         "variants": [
             {
                 "variant": v or "baseline",
@@ -94,10 +107,7 @@ def main() -> None:
             for v in variants
         ],
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    emit(report, args.output)
 
 
 if __name__ == "__main__":
