@@ -97,8 +97,10 @@ def _kernels_line(policy: str, batch_norm: bool) -> Finding:
         return Finding("kernels", f"graph mode's kernels {value}", warning=failed)
     from siameseim_tf.native_build import cache_dir
 
+    march = os.environ.get("SIAMESEIM_MARCH")
+    target = f"-march={march} (SIAMESEIM_MARCH)" if march else "this CPU"
     return Finding(
-        "kernels", f"graph mode's kernels: {value} (built for this CPU in {cache_dir()})"
+        "kernels", f"graph mode's kernels: {value} (built for {target} in {cache_dir()})"
     )
 
 

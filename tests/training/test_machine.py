@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from siameseim_tf.cli import main
 from siameseim_tf.hardware import xla_suits
 from siameseim_tf.training.machine import machine_report
@@ -67,3 +69,17 @@ def test_kernels_line_says_why_there_is_no_cpp():
         return
     assert "disabled by SIAMESEIM_NATIVE=0" in off["value"] and not off["warning"]
     assert "C++ unavailable" in broken["value"] and broken["warning"]
+
+
+def test_kernels_line_names_the_build_target(monkeypatch):
+    from siameseim_tf.training.machine import _kernels_line
+
+    monkeypatch.delenv("SIAMESEIM_MARCH", raising=False)
+    here = _kernels_line("float32", batch_norm=True).value  # loads (or builds) the kernels
+    if "XLA-compiled" in here:
+        pytest.skip(f"no C++ kernels here: {here}")
+    assert "(built for this CPU in " in here
+    monkeypatch.setenv("SIAMESEIM_MARCH", "x86-64-v3")  # read by the builder and the report
+    assert (
+        "(built for -march=x86-64-v3 (SIAMESEIM_MARCH) in " in _kernels_line("float32", True).value
+    )
