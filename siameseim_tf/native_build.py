@@ -48,11 +48,26 @@ def _run(*cmds: list[str]) -> None:
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for cmd in cmds
     ]
-    errors = [p.communicate(timeout=600)[1] for p in procs]
+    try:
+        errors = [p.communicate(timeout=600)[1] for p in procs]
+    finally:
+        for p in procs:  # a timeout or an interrupt leaves no compiler running
+            if p.poll() is None:
+                p.kill()
     for cmd, proc, stderr in zip(cmds, procs, errors):
         if proc.returncode != 0:
             output = f":\n{stderr[-2000:]}" if stderr.strip() else ""
             raise RuntimeError(f"{' '.join(cmd[:3])} ... failed (exit {proc.returncode}){output}")
+
+
+def march() -> str:
+    """The ``-march`` the maths is built for: ``$SIAMESEIM_MARCH`` or ``native``."""
+    return os.environ.get("SIAMESEIM_MARCH") or "native"
+
+
+def build_target() -> str:
+    """What the libraries are built for, in words (start-up lines, the doctor)."""
+    return "this CPU" if march() == "native" else f"-march={march()} (SIAMESEIM_MARCH)"
 
 
 def unavailable_reason() -> str | None:
@@ -154,12 +169,12 @@ class NativeLibrary:
         if self.name in os.environ.get("SIAMESEIM_NATIVE_SKIP", "").split(","):
             raise RuntimeError(f"disabled by SIAMESEIM_NATIVE_SKIP={self.name}")
         compiler = _compiler()
-        march = os.environ.get("SIAMESEIM_MARCH") or "native"
+        march_flag = march()
         key = hashlib.sha256(
             self.glue.read_bytes()
             + self.maths.read_bytes()
             + b"".join(h.read_bytes() for h in sorted(self.glue.parent.glob("*.h")))
-            + " ".join(self._maths_flags(tf, compiler, march)).encode()
+            + " ".join(self._maths_flags(tf, compiler, march_flag)).encode()
             + f"{tf.__version__}|{compiler}|{_cpu_signature()}".encode()
         ).hexdigest()[:16]
         folder = cache_dir()
@@ -169,13 +184,13 @@ class NativeLibrary:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one build even with several processes
             if not target.exists():
                 print(
-                    f"siameseim_tf: building {self.name} for this CPU (first use, cached "
+                    f"siameseim_tf: building {self.name} for {build_target()} (first use, cached "
                     f"after) -> {target}",
                     file=sys.stderr,
                     flush=True,
                 )
                 start = time.monotonic()
-                self._build(tf, compiler, march, target)
+                self._build(tf, compiler, march_flag, target)
                 print(
                     f"siameseim_tf: built {self.name} in {time.monotonic() - start:.0f} s",
                     file=sys.stderr,

@@ -95,12 +95,10 @@ def _kernels_line(policy: str, batch_norm: bool) -> Finding:
         # warning when the build failed (not when switched off, nor for a GPU).
         failed = "C++ unavailable" in value and "disabled by" not in value
         return Finding("kernels", f"graph mode's kernels {value}", warning=failed)
-    from siameseim_tf.native_build import cache_dir
+    from siameseim_tf.native_build import build_target, cache_dir
 
-    march = os.environ.get("SIAMESEIM_MARCH")
-    target = f"-march={march} (SIAMESEIM_MARCH)" if march else "this CPU"
     return Finding(
-        "kernels", f"graph mode's kernels: {value} (built for {target} in {cache_dir()})"
+        "kernels", f"graph mode's kernels: {value} (built for {build_target()} in {cache_dir()})"
     )
 
 

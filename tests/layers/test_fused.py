@@ -34,8 +34,6 @@ BACKENDS = [
 ]
 
 
-# TF's own bf16 ops (oneDNN softmax, matmul) abort the process where oneDNN is capped below
-# the CPU's native bf16 (an emulated older CPU); real CPUs without bf16 run them.
 def value_and_grad(fn, x, graph: bool):
     def run(x):
         with tf.GradientTape() as tape:
