@@ -33,6 +33,11 @@ def dense(layer: keras.layers.Dense, x, fused: bool):
     return bias_add_fused(ops.matmul(x, layer.kernel), layer.bias)
 
 
+def keep_last(x, count: int | None):
+    """The last ``count`` tokens of ``x`` [B, T, D] (all of them when ``count`` is None)."""
+    return x if count is None else x[:, -count:]
+
+
 def xavier_dense(units: int, name: str, dtype=None) -> keras.layers.Dense:
     """Dense with Xavier-uniform weights and zero biases (method §3 initialisation)."""
     return keras.layers.Dense(
@@ -169,14 +174,20 @@ class TransformerBlock(keras.layers.Layer):
             branch = branch * ops.floor(keep + noise) / keep
         return branch
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, last_tokens: int | None = None):
+        """``[B, T, D] -> [B, T, D]``, or ``[B, last_tokens, D]``: only the last tokens'
+        outputs, when the caller uses no others. The MLP then runs on those tokens alone;
+        it works per token, so their values are unchanged, while the norm before it still
+        sees every token (BatchNorm's statistics)."""
         if self.xla_per_replica:
-            return self._call_xla(x, training)
-        return self._forward(x, training)
+            return self._call_xla(x, training, last_tokens)
+        return self._forward(x, training, last_tokens)
 
-    def _forward(self, x, training):
+    def _forward(self, x, training, last_tokens=None):
         x = x + self._attention_branch(self._norm(self.norm1, x, training), training)
-        return x + self._mlp_branch(self._norm(self.norm2, x, training), training)  # [B, T, D]
+        h = self._norm(self.norm2, x, training)  # [B, T, D]
+        x, h = keep_last(x, last_tokens), keep_last(h, last_tokens)  # [B, T or n, D]
+        return x + self._mlp_branch(h, training)
 
     def _norm(self, norm, x, training):
         """The norm in float32, returned in the block's compute dtype."""
@@ -203,7 +214,7 @@ class TransformerBlock(keras.layers.Layer):
             hidden = gelu(dense(self.fc1, h, fused))  # [B, T, hidden]
         return self._residual(dense(self.fc2, hidden, fused), gamma, training)
 
-    def _call_xla(self, x, training):
+    def _call_xla(self, x, training, last_tokens=None):
         """The block with its per-replica work XLA-compiled, for tf.distribute runs.
 
         A new tf.function per trace: each replica traces the step with its own copies of
@@ -218,11 +229,13 @@ class TransformerBlock(keras.layers.Layer):
             return tf.function(fn, jit_compile=True, autograph=False)
 
         if self.norm != "batch":
-            return xla(lambda t: self._forward(t, training))(x)
+            return xla(lambda t: self._forward(t, training, last_tokens))(x)
         x = x + xla(lambda t: self._attention_branch(t, training))(
             self._norm(self.norm1, x, training)
         )
-        return x + xla(lambda t: self._mlp_branch(t, training))(self._norm(self.norm2, x, training))
+        h = self._norm(self.norm2, x, training)
+        x, h = keep_last(x, last_tokens), keep_last(h, last_tokens)
+        return x + xla(lambda t: self._mlp_branch(t, training))(h)
 
     def compute_output_shape(self, input_shape):
         return input_shape

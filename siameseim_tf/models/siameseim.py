@@ -256,9 +256,18 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
             ops.cast(rel, x.dtype)
         )  # [B, N, D]
         x = ops.concatenate([cls, seen, queries], axis=1)  # [B, 1 + V + N, D]
-        for block in self.predictor_blocks:
-            x = block(x, training=training)
-        return self.decoder_pred(x)[:, -self.num_patches :]  # [B, N, D]
+        # Only the query tokens' predictions are used, so the last block's MLP skips the
+        # others (1 + V of 1 + V + N tokens).
+        last = len(self.predictor_blocks) - 1
+        for i, block in enumerate(self.predictor_blocks):
+            x = block(
+                x,
+                training=training,
+                last_tokens=self.num_patches
+                if i == last and not __import__("os").environ.get("TMP_FULL_LAST")
+                else None,
+            )
+        return self.decoder_pred(x[:, -self.num_patches :])  # [B, N, D]
 
     def target_tokens(self, view2, training=False):
         """Momentum branch: all of view 2 -> targets [B, N, D], no gradient."""

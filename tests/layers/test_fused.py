@@ -101,6 +101,35 @@ def test_block_with_fused_kernels_trains_to_the_same_gradients(norm):
         np.testing.assert_allclose(fused, plain, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["plain", "fused", "xla_per_replica"])
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_block_keeping_the_last_tokens_equals_slicing_its_output(norm, mode):
+    """``last_tokens``: same values and gradients as slicing the full output, BatchNorm's
+    moving statistics included (its batch statistics still see every token)."""
+    x = tf.random.stateless_normal((3, 9, 16), seed=(3, 4))
+
+    def train_once(block, last):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = block(x, training=True, last_tokens=last)[:, -4:]  # [3, 4, 16]
+            loss = tf.reduce_sum(y * tf.range(1.0, 17.0))
+        return [y, *tape.gradient(loss, [x, *block.trainable_weights])]
+
+    weights, outputs = None, {}
+    for last in (None, 4):
+        block = TransformerBlock(dim=16, num_heads=2, norm=norm)
+        block.build(x.shape)
+        weights = weights or block.get_weights()
+        block.set_weights(weights)  # the same random weights in both
+        configure_blocks(block, mode == "xla_per_replica", fused_kernels=mode == "fused")
+        results = tf.function(train_once)(block, last)
+        outputs[last] = [t.numpy() for t in results] + [w.numpy() for w in block.weights]
+    assert outputs[4][0].shape == (3, 4, 16)
+    for kept, full in zip(outputs[4], outputs[None]):
+        # float32 rounding of sums reordered by the smaller GEMMs: gradients reach ~100
+        np.testing.assert_allclose(kept, full, atol=1e-6 * (1 + np.abs(full).max()), rtol=1e-5)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("graph", [False, True])
 @pytest.mark.parametrize("shape", [(3, 5, 24), (2, 67, 7), (130, 192)])
