@@ -35,10 +35,11 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.intel_mkl import mkl_code_path, torch_env  # noqa: E402
 from siameseim_tf import SiameseIM  # noqa: E402
-from siameseim_tf.hardware import resolve_precision, xla_suits  # noqa: E402
+from siameseim_tf.hardware import cpu_flags, resolve_precision, xla_suits  # noqa: E402
 from siameseim_tf.models.flops import siameseim_step_flops  # noqa: E402
 from siameseim_tf.models.vit import preset_arguments  # noqa: E402
 from siameseim_tf.training import AdamW  # noqa: E402
+from siameseim_tf.training.machine import RELEVANT_CPU_FLAGS, cpu_model  # noqa: E402
 from siameseim_tf.training.run import apply_xla  # noqa: E402
 from tests.helpers import random_batch  # noqa: E402
 
@@ -368,7 +369,12 @@ def main() -> None:
         + (["torch", "torch_bf16"] if args.baseline_torch else [])
     )
     report = {
-        "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()},
+        "machine": {
+            "cpu": cpu_model(),
+            "cpu_flags": [f for f in RELEVANT_CPU_FLAGS if f in cpu_flags()],
+            "cpus": os.cpu_count(),
+            "load_average_start": os.getloadavg(),
+        },
         "env": recorded_env(),
         "batch_size": args.batch_size,
         "image_size": args.image_size,

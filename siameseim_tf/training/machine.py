@@ -28,16 +28,24 @@ class Finding:
 RELEVANT_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ("unknown CPU" where there is none)."""
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name, vendor, family and model from /proc/cpuinfo, e.g. "AMD EPYC
+    (AuthenticAMD family 26 model 2)": virtual machines often give only a generic name,
+    and the family tells the generation ("unknown CPU" where there is no /proc/cpuinfo)."""
+    fields = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if not key.strip():
+                    break  # the first processor's block ends
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return "unknown CPU"
+    name = fields.get("model name", "unknown CPU")
+    labels = {"vendor_id": "", "cpu family": "family ", "model": "model "}
+    ids = [f"{label}{fields[key]}" for key, label in labels.items() if key in fields]
+    return f"{name} ({' '.join(ids)})" if ids else name
 
 
 def _cpu_line() -> Finding:

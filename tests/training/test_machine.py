@@ -9,7 +9,7 @@ import pytest
 
 from siameseim_tf.cli import main
 from siameseim_tf.hardware import xla_suits
-from siameseim_tf.training.machine import machine_report
+from siameseim_tf.training.machine import cpu_model, machine_report
 
 TOPICS = [
     "tensorflow",
@@ -83,3 +83,13 @@ def test_kernels_line_names_the_build_target(monkeypatch):
     assert (
         "(built for -march=x86-64-v3 (SIAMESEIM_MARCH) in " in _kernels_line("float32", True).value
     )
+
+
+def test_cpu_model_names_vendor_family_and_model(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    first = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 106\n"
+    first += "model name\t: Intel Xeon Processor (Icelake)\nflags\t\t: fpu avx2\n"
+    cpuinfo.write_text(first + "\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\n")
+    expected = "Intel Xeon Processor (Icelake) (GenuineIntel family 6 model 106)"
+    assert cpu_model(str(cpuinfo)) == expected
+    assert cpu_model(str(tmp_path / "missing")) == "unknown CPU"
