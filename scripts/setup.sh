@@ -2,6 +2,7 @@
 # Installs everything the tests and the demo need, on a fresh Debian/Ubuntu machine.
 #   - Debian package dataset-fashion-mnist (real images for the demo and integration tests)
 #   - g++ if missing (builds the fused input-pipeline and training-block kernels on first use)
+#   - qemu-user if missing (ONNX Runtime's int8 kernels of older CPUs, in the tests)
 #   - this package with its [dev] extra (TensorFlow, Keras, keras-cv, tf2onnx, ONNX Runtime, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,19 @@ if ! command -v g++ >/dev/null; then
       || echo "[setup] g++ not installable: the input pipeline uses TF ops" >&2
   else
     echo "[setup] no g++: the input pipeline uses TF ops ('sudo apt-get install g++')" >&2
+  fi
+fi
+
+# QEMU's user-mode emulator runs ONNX Runtime with the CPUID of older x86-64 CPUs (AVX2
+# without VNNI, AVX only): the int8 export's accuracy is tested on their kernels too.
+if [ "$(uname -m)" = "x86_64" ] && ! command -v qemu-x86_64 >/dev/null; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing qemu-user (int8 tests on emulated CPUs)"
+    apt-get install -y -q qemu-user >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q qemu-user >/dev/null; } \
+      || echo "[setup] qemu-user not installable: the emulated-CPU int8 tests skip" >&2
+  else
+    echo "[setup] no qemu-x86_64: the emulated-CPU int8 tests skip ('sudo apt-get install qemu-user')" >&2
   fi
 fi
 

@@ -13,6 +13,7 @@ import pytest
 from siameseim_tf.export.common import parity, sample_pixels
 from siameseim_tf.export.onnx import export_onnx, run_onnx
 from siameseim_tf.serving.preprocessing import preprocess_uint8
+from tests.export.emulated_cpu import onnx_outputs_on, qemu_skip_reason
 from tests.export.tiny import TINY_ARGS
 from tests.helpers import NEEDS_TF_BF16_KERNELS
 
@@ -70,6 +71,23 @@ def test_int8_meets_the_accuracy_floor(onnx_export):
         # refusal is tested below), which is the guaranteed behaviour everywhere.
         pytest.skip(f"int8 below the floor on a CPU without VNNI: {short}; export refuses it")
     assert not short, (short, onnx_export.int8_parity)
+
+
+@pytest.mark.skipif(qemu_skip_reason() is not None, reason=str(qemu_skip_reason()))
+@pytest.mark.parametrize("cpu", ["Haswell-v4", "SandyBridge"])
+def test_int8_meets_the_floor_on_cpus_without_vnni(onnx_export, cpu):
+    """The floor on CPUs this machine is not: ONNX Runtime under QEMU with the CPUID of an
+    AVX2 CPU without VNNI (its u8s8 kernels, where saturation was reported) and of an
+    AVX-only CPU, whatever CPU runs the tests."""
+    from siameseim_tf.export.onnx import INT8_MIN_COSINE
+
+    images = preprocess_uint8(sample_pixels(4, 40, 37, seed=5), 32).numpy()
+    features, (fp32, int8) = onnx_outputs_on(cpu, [onnx_export.path, onnx_export.int8_path], images)
+    assert not features["AVX512F"] and features["AVX2"] == (cpu == "Haswell-v4"), features
+    native = run_onnx(onnx_export.path, images)
+    np.testing.assert_allclose(fp32["embedding"], native["embedding"], atol=1e-4)
+    for name, floor in INT8_MIN_COSINE.items():
+        assert parity(fp32[name], int8[name]).min_cosine >= floor, (cpu, name)
 
 
 def _cpu_has_vnni() -> bool:
