@@ -23,7 +23,10 @@ QEMU = shutil.which("qemu-x86_64")
 # The child: the CPU features numpy reads from CPUID, then every model's outputs.
 _CHILD = r"""
 import json, sys, numpy as np, onnxruntime as ort
-from numpy._core._multiarray_umath import __cpu_features__ as cpu
+try:
+    from numpy._core._multiarray_umath import __cpu_features__ as cpu
+except ImportError:  # numpy 1.x
+    from numpy.core._multiarray_umath import __cpu_features__ as cpu
 features = {k: bool(cpu.get(k)) for k in ("AVX", "AVX2", "FMA3", "AVX512F", "AVX512_ICL")}
 images = np.load(sys.argv[1])
 outputs = []
