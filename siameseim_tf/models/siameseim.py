@@ -260,13 +260,8 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
         # others (1 + V of 1 + V + N tokens).
         last = len(self.predictor_blocks) - 1
         for i, block in enumerate(self.predictor_blocks):
-            x = block(
-                x,
-                training=training,
-                last_tokens=self.num_patches
-                if i == last and not __import__("os").environ.get("TMP_FULL_LAST")
-                else None,
-            )
+            keep = self.num_patches if i == last else None
+            x = block(x, training=training, last_tokens=keep)
         return self.decoder_pred(x[:, -self.num_patches :])  # [B, N, D]
 
     def target_tokens(self, view2, training=False):
