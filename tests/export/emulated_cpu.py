@@ -8,6 +8,7 @@ x86-64 up to AVX2, not AVX-512: "Haswell-v4" is an AVX2 CPU without VNNI,
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -45,6 +46,20 @@ def qemu_skip_reason() -> str | None:
         return f"QEMU's x86-64 user-mode emulation is for x86-64 hosts, not {platform.machine()}"
     if QEMU is None:
         return "qemu-x86_64 not found (Debian package qemu-user; scripts/setup.sh installs it)"
+    return None
+
+
+@functools.cache
+def python_fails_on(cpu: str) -> str | None:
+    """Why this Python with ONNX Runtime cannot start under ``-cpu <cpu>`` (None when it
+    can): e.g. an interpreter built for newer instructions than that CPU has."""
+    command = [QEMU, "-cpu", cpu, sys.executable, "-c", "import numpy, onnxruntime"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return f"python under qemu -cpu {cpu} did not start within 300 s"
+    if result.returncode != 0:
+        return f"python under qemu -cpu {cpu} exited {result.returncode}: {result.stderr[-300:]}"
     return None
 
 

@@ -13,7 +13,7 @@ import pytest
 from siameseim_tf.export.common import parity, sample_pixels
 from siameseim_tf.export.onnx import export_onnx, run_onnx
 from siameseim_tf.serving.preprocessing import preprocess_uint8
-from tests.export.emulated_cpu import onnx_outputs_on, qemu_skip_reason
+from tests.export.emulated_cpu import onnx_outputs_on, python_fails_on, qemu_skip_reason
 from tests.export.tiny import TINY_ARGS
 from tests.helpers import NEEDS_TF_BF16_KERNELS
 
@@ -81,6 +81,8 @@ def test_int8_meets_the_floor_on_cpus_without_vnni(onnx_export, cpu):
     AVX-only CPU, whatever CPU runs the tests."""
     from siameseim_tf.export.onnx import INT8_MIN_COSINE
 
+    if python_fails_on(cpu):
+        pytest.skip(python_fails_on(cpu))
     images = preprocess_uint8(sample_pixels(4, 40, 37, seed=5), 32).numpy()
     features, (fp32, int8) = onnx_outputs_on(cpu, [onnx_export.path, onnx_export.int8_path], images)
     assert not features["AVX512F"] and features["AVX2"] == (cpu == "Haswell-v4"), features
