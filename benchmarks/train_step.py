@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import statistics
 import sys
@@ -34,12 +33,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.intel_mkl import mkl_code_path, torch_env  # noqa: E402
+from benchmarks.step_env import emit as print_report  # noqa: E402
 from siameseim_tf import SiameseIM  # noqa: E402
-from siameseim_tf.hardware import cpu_flags, resolve_precision, xla_suits  # noqa: E402
+from siameseim_tf.hardware import resolve_precision, xla_suits  # noqa: E402
 from siameseim_tf.models.flops import siameseim_step_flops  # noqa: E402
 from siameseim_tf.models.vit import preset_arguments  # noqa: E402
 from siameseim_tf.training import AdamW  # noqa: E402
-from siameseim_tf.training.machine import RELEVANT_CPU_FLAGS, cpu_model  # noqa: E402
+from siameseim_tf.training.machine import cpu_model, relevant_cpu_flags  # noqa: E402
 from siameseim_tf.training.run import apply_xla  # noqa: E402
 from tests.helpers import random_batch  # noqa: E402
 
@@ -73,14 +73,6 @@ def model_arguments(preset: str, image_size: int) -> dict:
         mlp_ratio=4.0,
         clip_grad_norm=1.0,
     )
-
-
-def print_report(report: dict, output: str | None) -> None:
-    """Prints the JSON report; also writes it to ``output`` when given."""
-    text = json.dumps(report, indent=2)
-    print(text)
-    if output:
-        Path(output).write_text(text + "\n")
 
 
 def matmul_peak(size: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
@@ -371,7 +363,7 @@ def main() -> None:
     report = {
         "machine": {
             "cpu": cpu_model(),
-            "cpu_flags": [f for f in RELEVANT_CPU_FLAGS if f in cpu_flags()],
+            "cpu_flags": relevant_cpu_flags(),
             "cpus": os.cpu_count(),
             "load_average_start": os.getloadavg(),
         },

@@ -28,31 +28,30 @@ class Finding:
 RELEVANT_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
 
 
-def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+def cpu_model(path: str = "/proc/cpuinfo") -> str:
     """The CPU's model name, vendor, family and model from /proc/cpuinfo, e.g. "AMD EPYC
     (AuthenticAMD family 26 model 2)": virtual machines often give only a generic name,
     and the family tells the generation ("unknown CPU" where there is no /proc/cpuinfo)."""
-    fields = {}
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if not key.strip():
-                    break  # the first processor's block ends
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
+    from siameseim_tf.hardware import cpuinfo
+
+    fields = cpuinfo(path)
     name = fields.get("model name", "unknown CPU")
     labels = {"vendor_id": "", "cpu family": "family ", "model": "model "}
     ids = [f"{label}{fields[key]}" for key, label in labels.items() if key in fields]
     return f"{name} ({' '.join(ids)})" if ids else name
 
 
-def _cpu_line() -> Finding:
-    from siameseim_tf.hardware import cpu_flags, onednn_isa_cap
+def relevant_cpu_flags() -> list[str]:
+    """Which of :data:`RELEVANT_CPU_FLAGS` this CPU has."""
+    from siameseim_tf.hardware import cpu_flags
 
-    flags = cpu_flags()
-    present = [f for f in RELEVANT_CPU_FLAGS if f in flags]
+    return [f for f in RELEVANT_CPU_FLAGS if f in cpu_flags()]
+
+
+def _cpu_line() -> Finding:
+    from siameseim_tf.hardware import onednn_isa_cap
+
+    present = relevant_cpu_flags()
     cap = onednn_isa_cap()
     value = (
         f"{cpu_model()}, {os.cpu_count()} logical cores; "
