@@ -1,0 +1,112 @@
+"""One transformer block's training wall time against its dense GEMMs and attention core.
+
+Graph mode with the fused kernels (the float32 path on CPUs with AVX-512): the block's
+forward + backward, then the same block's dense products alone (forward, input gradient
+and weight gradient of qkv, proj, fc1 and fc2 as plain matmuls) and its attention core
+alone (``attention_fused`` forward + backward on the qkv projection). What is left is the
+element-wise work (norms, bias adds, GELU, residuals) and the executor. Wall times,
+median of ``--repeats``, all cores. JSON out.
+
+    python benchmarks/block_wall.py --tokens 197 275 --output benchmarks/results_block_wall.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from benchmarks.step_env import capped_env, emit  # noqa: E402
+from siameseim_tf.layers.fused import attention_fused  # noqa: E402
+from siameseim_tf.layers.transformer import TransformerBlock, configure_blocks  # noqa: E402
+from siameseim_tf.training.machine import cpu_model  # noqa: E402
+
+
+def wall_ms(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` (results fetched), after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def measure(batch: int, tokens: int, width: int, heads: int, repeats: int) -> dict:
+    block = TransformerBlock(width, heads)
+    block.build((batch, tokens, width))
+    configure_blocks(block, fused_kernels=True)
+    x = tf.random.normal((batch, tokens, width))
+    qkv = tf.random.normal((batch, tokens, 3 * width))
+
+    @tf.function
+    def whole(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = block(x, training=True)  # [B, T, D]
+            loss = tf.reduce_sum(y * y)
+        return tape.gradient(loss, [x, *block.trainable_weights])
+
+    @tf.function
+    def dense_only(x):
+        rows = tf.reshape(x, (-1, width))  # [B*T, D]
+        wide = tf.tile(rows, [1, 4])  # [B*T, 4D]: fc2's input
+        sums = []
+        for inputs, outputs in ((rows, 3 * width), (rows, width), (rows, 4 * width), (wide, width)):
+            w = tf.ones((inputs.shape[-1], outputs))
+            y = tf.matmul(inputs, w)  # forward
+            dx = tf.matmul(y, w, transpose_b=True)  # input gradient
+            dw = tf.matmul(inputs, y, transpose_a=True)  # weight gradient
+            sums += [tf.reduce_sum(y), tf.reduce_sum(dx), tf.reduce_sum(dw)]
+        return sums
+
+    @tf.function
+    def attention_only(qkv):
+        with tf.GradientTape() as tape:
+            tape.watch(qkv)
+            out = attention_fused(qkv, heads)  # [B, T, D]
+            loss = tf.reduce_sum(out * out)
+        return tape.gradient(loss, qkv)
+
+    def run(fn, arg):
+        return lambda: tf.nest.map_structure(lambda t: t.numpy(), fn(arg))
+
+    dense_gflop = 2 * batch * tokens * width * width * (3 + 1 + 4 + 4) * 3
+    result = {
+        "shape": [batch, tokens, width],
+        "heads": heads,
+        "block_ms": wall_ms(run(whole, x), repeats),
+        "dense_gemms_ms": wall_ms(run(dense_only, x), repeats),
+        "attention_core_ms": wall_ms(run(attention_only, qkv), repeats),
+    }
+    result["dense_gemm_gflops"] = dense_gflop / 1e9 / (result["dense_gemms_ms"] / 1e3)
+    result["rest_ms"] = result["block_ms"] - result["dense_gemms_ms"] - result["attention_core_ms"]
+    print({k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}, flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, nargs="+", default=[197, 275])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--width", type=int, default=192)
+    parser.add_argument("--heads", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    runs = [measure(args.batch_size, t, args.width, args.heads, args.repeats) for t in args.tokens]
+    report = {"what": __doc__.splitlines()[0], "cpu": cpu_model(), "env": capped_env()}
+    emit({**report, "runs": runs}, args.output)
+
+
+if __name__ == "__main__":
+    main()
