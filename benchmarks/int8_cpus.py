@@ -9,6 +9,7 @@ with the CPUID of an AVX2 CPU without VNNI ("Haswell-v4") and of an AVX-only CPU
 The export uses per-channel + reduced range (siameseim_tf/export/onnx.py). JSON out.
 
     python benchmarks/int8_cpus.py --output benchmarks/results_int8_cpus_zen5_epyc.json
+    python benchmarks/int8_cpus.py --cpus --output ...   # this CPU only
 """
 
 from __future__ import annotations
@@ -49,7 +50,15 @@ def min_cosines(fp32: dict, int8: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cpus", nargs="+", default=["Haswell-v4", "SandyBridge"])
+    parser.add_argument(
+        "--cpus",
+        nargs="*",
+        default=["Haswell-v4", "SandyBridge"],
+        help="QEMU CPU models to emulate; none (a bare --cpus) = this CPU only",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds per emulated run (QEMU is slow)"
+    )
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -80,7 +89,9 @@ def main() -> None:
                     "native": min_cosines(run_onnx(path, images), run_onnx(int8_path, images)),
                 }
                 for cpu in report["emulated"]:
-                    features, (fp32, int8) = onnx_outputs_on(cpu, [path, int8_path], images)
+                    features, (fp32, int8) = onnx_outputs_on(
+                        cpu, [path, int8_path], images, timeout=args.timeout
+                    )
                     row[cpu] = min_cosines(fp32, int8)
                     row[f"{cpu}_cpuid"] = features
                 print(row, flush=True)
