@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,20 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.step_env import capped_env, emit  # noqa: E402
+from benchmarks.step_profile import seconds  # noqa: E402
 from siameseim_tf.layers.fused import attention_fused  # noqa: E402
 from siameseim_tf.layers.transformer import TransformerBlock, configure_blocks  # noqa: E402
 from siameseim_tf.training.machine import cpu_model  # noqa: E402
-
-
-def wall_ms(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` (results fetched), after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def measure(batch: int, tokens: int, width: int, heads: int, repeats: int) -> dict:
@@ -56,13 +44,15 @@ def measure(batch: int, tokens: int, width: int, heads: int, repeats: int) -> di
             loss = tf.reduce_sum(y * y)
         return tape.gradient(loss, [x, *block.trainable_weights])
 
+    kernels = [block.attn.qkv.kernel, block.attn.proj.kernel, block.fc1.kernel, block.fc2.kernel]
+
     @tf.function
     def dense_only(x):
         rows = tf.reshape(x, (-1, width))  # [B*T, D]
-        wide = tf.tile(rows, [1, 4])  # [B*T, 4D]: fc2's input
         sums = []
-        for inputs, outputs in ((rows, 3 * width), (rows, width), (rows, 4 * width), (wide, width)):
-            w = tf.ones((inputs.shape[-1], outputs))
+        for kernel in kernels:  # each Dense layer's products, on inputs of its width
+            inputs = tf.tile(rows, [1, kernel.shape[0] // width])  # [B*T, K]
+            w = tf.ones(kernel.shape)  # [K, N]
             y = tf.matmul(inputs, w)  # forward
             dx = tf.matmul(y, w, transpose_b=True)  # input gradient
             dw = tf.matmul(inputs, y, transpose_a=True)  # weight gradient
@@ -80,13 +70,13 @@ def measure(batch: int, tokens: int, width: int, heads: int, repeats: int) -> di
     def run(fn, arg):
         return lambda: tf.nest.map_structure(lambda t: t.numpy(), fn(arg))
 
-    dense_gflop = 2 * batch * tokens * width * width * (3 + 1 + 4 + 4) * 3
+    dense_gflop = 3 * sum(2 * batch * tokens * k.shape[0] * k.shape[1] for k in kernels)
     result = {
         "shape": [batch, tokens, width],
         "heads": heads,
-        "block_ms": wall_ms(run(whole, x), repeats),
-        "dense_gemms_ms": wall_ms(run(dense_only, x), repeats),
-        "attention_core_ms": wall_ms(run(attention_only, qkv), repeats),
+        "block_ms": 1e3 * seconds(run(whole, x), repeats),
+        "dense_gemms_ms": 1e3 * seconds(run(dense_only, x), repeats),
+        "attention_core_ms": 1e3 * seconds(run(attention_only, qkv), repeats),
     }
     result["dense_gemm_gflops"] = dense_gflop / 1e9 / (result["dense_gemms_ms"] / 1e3)
     result["rest_ms"] = result["block_ms"] - result["dense_gemms_ms"] - result["attention_core_ms"]
