@@ -9,11 +9,14 @@ so background load hits them alike; medians over rounds; JSON out.
     python benchmarks/train_step.py --baseline-torch   # + the PyTorch reference forward/backward
 
 The PyTorch baseline is tests/convert/torch_reference.py (the official module layout, written
-from SPEC.md) trained with the same AdamW step (betas (0.9, 0.95), weight decay 0.05 on
-matrices only, clipping at global norm 1), on the same threads: a stand-in for the authors'
-code, whose exact training loop needs CUDA and distributed setup. "torch_intel_mkl"
-is the same float32 step with MKL's Intel code path on a non-Intel CPU (benchmarks/
-intel_mkl.py): what the authors' code gets on an Intel CPU with this instruction set.
+from SPEC.md, doing the work of the authors' step: their attention's row-maximum
+subtraction, the momentum update in the forward) trained with the same AdamW step (betas
+(0.9, 0.95), weight decay 0.05 on matrices only, clipping at global norm 1), on the same
+threads: a stand-in for the authors' code, whose exact training loop needs CUDA and
+distributed setup. "torch_lean" drops the authors' redundant row-maximum subtraction (the
+stand-in before 2026-12): a leaner PyTorch of the same method. "torch_intel_mkl" is the
+float32 step with MKL's Intel code path on a non-Intel CPU (benchmarks/intel_mkl.py): what
+the authors' code gets on an Intel CPU with this instruction set.
 """
 
 from __future__ import annotations
@@ -114,8 +117,11 @@ VARIANTS = {
     "torch": ("torch", "float32", False),
     "torch_bf16": ("torch", "bfloat16", False),
     "torch_intel_mkl": ("torch", "float32", False),  # + MKL's Intel code path
+    "torch_lean": ("torch", "float32", False),  # without the authors' row-max subtraction
 }
-TORCH_BASELINES = ("torch", "torch_bf16", "torch_intel_mkl")
+TORCH_BASELINES = ("torch", "torch_bf16", "torch_intel_mkl", "torch_lean")
+# The momentum the PyTorch step updates its target with (any value costs the same).
+TORCH_MOMENTUM = 0.996
 # Untimed steps before the rounds: after one, a graph-mode step still ran 1.6x slow in an
 # AVX2-capped run (2.57 against 1.54-1.60 s/step).
 WARM_UP_STEPS = 2
@@ -162,10 +168,11 @@ def keras_seconds_per_step(step, steps: int) -> float:
     return time_steps(step, steps, 1, warm_up=False)[0]
 
 
-def torch_step(arguments: dict, batch_size: int, precision: str = "float32"):
+def torch_step(arguments: dict, batch_size: int, precision: str = "float32", lean: bool = False):
     """The reference step; ``precision="bfloat16"`` runs forward and loss under CPU
     autocast (torch.autocast("cpu", torch.bfloat16)), the CPU counterpart of the authors'
-    CUDA autocast (which does nothing on a CPU)."""
+    CUDA autocast (which does nothing on a CPU); ``lean`` drops the authors' row-maximum
+    subtraction in attention."""
     import contextlib
 
     import torch
@@ -185,7 +192,9 @@ def torch_step(arguments: dict, batch_size: int, precision: str = "float32"):
         "projector_depth",
         "predictor_depth",
     )
-    model = SiameseIMReference(**{k: arguments[k] for k in keys}, norm="batch")
+    model = SiameseIMReference(
+        **{k: arguments[k] for k in keys}, norm="batch", subtract_max=not lean
+    )
     params = [
         p
         for name, p in model.named_parameters()
@@ -215,7 +224,7 @@ def torch_step(arguments: dict, batch_size: int, precision: str = "float32"):
 
     def step():
         with autocast():
-            pred, target = model(*inputs)
+            pred, target = model(*inputs, momentum=TORCH_MOMENTUM)
         loss = unigrad(pred.float(), target.float())  # the authors' loss runs in float32
         optimizer.zero_grad()
         loss.backward()
@@ -223,6 +232,7 @@ def torch_step(arguments: dict, batch_size: int, precision: str = "float32"):
         optimizer.step()
         return float(loss.detach())
 
+    step.model = model
     return step
 
 
@@ -230,7 +240,14 @@ class TorchWorker:
     """The PyTorch step in its own process (thread pools of two frameworks in one process
     starve each other), driven line by line: "STEPS" in, seconds per step out."""
 
-    def __init__(self, preset: str, args, precision: str = "float32", intel_mkl: bool = False):
+    def __init__(
+        self,
+        preset: str,
+        args,
+        precision: str = "float32",
+        intel_mkl: bool = False,
+        lean: bool = False,
+    ):
         import subprocess
 
         command = [
@@ -244,7 +261,7 @@ class TorchWorker:
             str(args.image_size),
             "--batch-size",
             str(args.batch_size),
-        ]
+        ] + (["--torch-lean"] if lean else [])
         # Passive OpenMP waits: spinning threads are ruinous on a shared 2-core machine
         # (measured 0.34 s vs 10.8 s per tiny step at 64 px with another job running).
         env = torch_env(intel_mkl, dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
@@ -270,7 +287,7 @@ class TorchWorker:
 
 def torch_worker_loop(preset: str, args) -> None:
     arguments = model_arguments(preset, args.image_size)
-    step = torch_step(arguments, args.batch_size, args.torch_precision)
+    step = torch_step(arguments, args.batch_size, args.torch_precision, args.torch_lean)
     for _ in range(WARM_UP_STEPS):
         step()
     print("ready", flush=True)
@@ -288,7 +305,9 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
         framework, precision, xla = resolve_variant(name)
         if framework == "torch":
             # warms up in its process
-            steps[name] = TorchWorker(preset, args, precision, name == "torch_intel_mkl")
+            steps[name] = TorchWorker(
+                preset, args, precision, name == "torch_intel_mkl", name == "torch_lean"
+            )
         else:
             keras_fn = keras_step(arguments, args.batch_size, xla, precision)
             for _ in range(WARM_UP_STEPS):  # compile, then warm up
@@ -329,11 +348,14 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
                     r[1][baseline] / r[1][name] for r in rounds
                 )
         runs.append(run)
+        ratios = "".join(
+            f"  x {b} {run[f'speedup_vs_{b}']:.2f}"
+            for b in TORCH_BASELINES
+            if f"speedup_vs_{b}" in run
+        )
         print(
             f"{preset:6s} {name:14s} {run['images_per_second']:7.1f} img/s  "
-            f"MFU {run['mfu']:.1%}  x torch {run.get('speedup_vs_torch', 1.0):.2f}"
-            f"  x torch_bf16 {run.get('speedup_vs_torch_bf16', 1.0):.2f}"
-            f"  x torch_intel_mkl {run.get('speedup_vs_torch_intel_mkl', 1.0):.2f}",
+            f"MFU {run['mfu']:.1%}{ratios}",
             flush=True,
         )
     return runs
@@ -351,6 +373,7 @@ def main() -> None:
         "--variants", nargs="+", choices=sorted(VARIANTS), default=None, help="overrides"
     )
     parser.add_argument("--torch-precision", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--torch-lean", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", default=None)
     parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

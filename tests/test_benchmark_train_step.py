@@ -51,3 +51,27 @@ def test_mkl_takes_a_vector_path_with_the_shim():
     assert "Intel(R) A" in shimmed and shimmed != "Intel(R) Architecture processors"
     if "GenuineIntel" in open("/proc/cpuinfo").read():
         assert stock == shimmed
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_torch_step_does_the_authors_momentum_update(lean):
+    torch = pytest.importorskip("torch")
+    from benchmarks.train_step import TORCH_MOMENTUM, torch_step
+    from tests.helpers import TINY
+
+    step = torch_step(TINY, 4, lean=lean)
+    model = step.model
+    assert all(b.attn.subtract_max == (not lean) for b in model.blocks)
+    with torch.no_grad():  # make the branches differ, as after some training
+        model.blocks[0].attn.qkv.weight.add_(1.0)
+    online = model.blocks[0].attn.qkv.weight.detach().clone()
+    target = model.mm_blocks[0].attn.qkv.weight.detach().clone()
+    step()
+    expected = TORCH_MOMENTUM * target + (1 - TORCH_MOMENTUM) * online
+    assert torch.allclose(model.mm_blocks[0].attn.qkv.weight, expected, atol=1e-6)
+    assert not torch.allclose(model.blocks[0].attn.qkv.weight, online)  # the optimizer ran
+
+
+def test_lean_variant_is_a_float32_torch_baseline():
+    assert VARIANTS["torch_lean"] == ("torch", "float32", False)
+    assert "torch_lean" in TORCH_BASELINES

@@ -16,7 +16,8 @@ XLA-compiled function each:
 - attention (C++ only, float32): softmax(q k^T / sqrt(hd)) v for every head straight from
   the qkv projection, with p the probabilities and g the output's gradient:
   dv = p^T g, ds = p * (g v^T - rowsum(p * g v^T)), dq = ds k / sqrt(hd),
-  dk = ds^T q / sqrt(hd); one (batch, head) pair at a time, in cache, no transposes.
+  dk = ds^T q / sqrt(hd); one (batch, head) pair at a time, in cache, no transposes;
+  under ``forward_only()`` (the momentum branch) the probabilities are not kept.
 
 Same values as the plain ops (tests/layers/test_fused.py). Inference and export use the
 plain ops (exportable to ONNX); under a whole-step XLA compile XLA fuses those itself.
@@ -24,6 +25,8 @@ plain ops (exportable to ONNX); under a whole-step XLA compile XLA fuses those i
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
@@ -260,6 +263,21 @@ def _float32_library(name: str, dtype, backend: str):
     return ops
 
 
+_FORWARD_ONLY = contextvars.ContextVar("siameseim_forward_only", default=False)
+
+
+@contextlib.contextmanager
+def forward_only():
+    """Inside, the fused attention keeps nothing for a backward (its probabilities): for
+    forwards that nothing differentiates, such as the momentum branch. Differentiating
+    such a forward is an error ("no gradient defined"), not a silent zero."""
+    token = _FORWARD_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _FORWARD_ONLY.reset(token)
+
+
 def attention_fused(qkv, num_heads: int, backend: str = "auto"):
     """Multi-head self-attention from the qkv projection ``[B, T, 3D]`` (q, k, v, then heads)
     to ``[B, T, D]``: the C++ kernels for float32 where they load, else None (the caller
@@ -269,6 +287,8 @@ def attention_fused(qkv, num_heads: int, backend: str = "auto"):
     ops = _float32_library("attention", qkv.dtype, backend)
     if ops is None:
         return None
+    if _FORWARD_ONLY.get():
+        return ops.sim_attention_inference(qkv, num_heads=num_heads)
 
     @tf.custom_gradient
     def attention(inputs):

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from siameseim_tf.layers import TransformerBlock, relative_position_embedding, sincos_2d_embedding
+from siameseim_tf.layers.fused import forward_only
 from siameseim_tf.layers.tokens import visible_indices
 from siameseim_tf.layers.transformer import xavier_dense
 from siameseim_tf.losses import unigrad_loss
@@ -301,7 +302,8 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         momentum = self.current_momentum()
         self.update_target(momentum)  # before the target forward (method §6)
-        target = self.target_tokens(batch["view2"], training=True)  # no tape: no gradient
+        with forward_only():  # no tape: no gradient, so nothing kept for a backward
+            target = self.target_tokens(batch["view2"], training=True)
         self._gradient_step(
             batch, lambda b: {"pred": self.predict_tokens(b, training=True), "target": target}
         )

@@ -65,3 +65,29 @@ def test_export_loads_strictly_into_pytorch():
     outputs = model(batch, training=False)
     close(outputs["pred"], pred)
     close(outputs["target"], target)
+
+
+def test_momentum_update_matches_the_reference():
+    model = SiameseIM(**TINY)
+    rng = np.random.default_rng(3)
+    for target, _ in model.momentum_pairs():  # make the branches differ
+        target.assign(rng.normal(size=target.shape).astype("float32"))
+    ref = reference()
+    state = {k: torch.from_numpy(np.asarray(v)) for k, v in to_official_state_dict(model).items()}
+    ref.load_state_dict(state, strict=True)
+    model.update_target(0.9)
+    ref.mm_update(0.9)
+    ours = to_official_state_dict(model)
+    for name, theirs in ref.state_dict().items():
+        close(ours[name], theirs, 1e-6)
+    assert any(name.startswith("mm_") for name in ours)
+
+
+def test_attention_subtracting_the_row_maximum_changes_nothing():
+    torch.manual_seed(1)
+    authors = reference()
+    lean = SiameseIMReference(**dict(ARCH, norm="batch"), subtract_max=False)
+    lean.load_state_dict(authors.state_dict())
+    inputs = to_torch_inputs(random_batch(4, seed=4))
+    for theirs, ours in zip(authors(*inputs), lean(*inputs)):
+        close(ours.detach().numpy(), theirs, 1e-5)

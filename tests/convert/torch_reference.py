@@ -1,8 +1,13 @@
-"""An independent PyTorch forward of SiameseIM in the authors' module layout (method §3-§5, §8).
+"""An independent PyTorch forward of SiameseIM in the authors' module layout (method §3-§6, §8).
 
 Written from docs/method.md, with the module names of the official release, so that
 ``load_state_dict(strict=True)`` checks our key names and shapes and the forward checks
 our tensor layouts (conv kernels, [out, in] linears, q/k/v stacking, BatchNorm statistics).
+It is also the PyTorch side of ``benchmarks/train_step.py``, so it does the work the
+authors' step does, not less: their attention subtracts each row's maximum before the
+softmax (a line of their ``models_vit.Attention``, kept for fp16; ``subtract_max=False``
+drops it), their LayerNorm and BatchNorm run in float32 with CUDA autocast off, and the
+momentum update runs inside the forward when ``momentum`` is given (``mm_update``).
 """
 
 from __future__ import annotations
@@ -17,8 +22,17 @@ class PermuteBN(nn.Module):
         super().__init__()
         self.bn = nn.BatchNorm1d(dim)
 
+    @torch.autocast("cuda", enabled=False)
     def forward(self, x):  # [B, T, C]
         return self.bn(x.permute(0, 2, 1).float()).permute(0, 2, 1)
+
+
+class LayerNorm(nn.LayerNorm):
+    """The authors' LayerNorm: float32 input, CUDA autocast off."""
+
+    @torch.autocast("cuda", enabled=False)
+    def forward(self, x):
+        return super().forward(x.float())
 
 
 class Mlp(nn.Module):
@@ -31,23 +45,27 @@ class Mlp(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, dim, heads):
+    def __init__(self, dim, heads, subtract_max=True):
         super().__init__()
         self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.subtract_max = subtract_max
 
     def forward(self, x):
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        attn = ((q * (c // self.heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
+        attn = (q * (c // self.heads) ** -0.5) @ k.transpose(-2, -1)
+        if self.subtract_max:  # the authors' line; softmax does not change with it
+            attn = attn - attn.max(-1)[0].unsqueeze(-1)
+        attn = attn.softmax(dim=-1)
         return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
 
 
 class Block(nn.Module):
-    def __init__(self, dim, heads, mlp_ratio, batch_norm=False):
+    def __init__(self, dim, heads, mlp_ratio, batch_norm=False, subtract_max=True):
         super().__init__()
-        norm = (lambda: PermuteBN(dim)) if batch_norm else (lambda: nn.LayerNorm(dim, eps=1e-6))
-        self.norm1, self.attn = norm(), Attention(dim, heads)
+        norm = (lambda: PermuteBN(dim)) if batch_norm else (lambda: LayerNorm(dim, eps=1e-6))
+        self.norm1, self.attn = norm(), Attention(dim, heads, subtract_max)
         self.norm2, self.mlp = norm(), Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x):
@@ -95,6 +113,7 @@ class SiameseIMReference(nn.Module):
         projector_depth,
         predictor_depth,
         norm,
+        subtract_max=True,
     ):
         super().__init__()
         self.grid = image_size // patch_size
@@ -102,11 +121,15 @@ class SiameseIMReference(nn.Module):
         bn = norm == "batch"
 
         def encoder_blocks():
-            return nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth))
+            return nn.ModuleList(
+                Block(embed_dim, num_heads, mlp_ratio, subtract_max=subtract_max)
+                for _ in range(depth)
+            )
 
         def decoder_blocks(count):
             return nn.ModuleList(
-                Block(decoder_dim, decoder_num_heads, mlp_ratio, bn) for _ in range(count)
+                Block(decoder_dim, decoder_num_heads, mlp_ratio, bn, subtract_max)
+                for _ in range(count)
             )
 
         self.patch_embed, self.mm_patch_embed = (
@@ -128,7 +151,24 @@ class SiameseIMReference(nn.Module):
         self.decoder_pos_mlp = nn.Linear(2 * decoder_dim, decoder_dim)
         self.decoder_pred = nn.Linear(decoder_dim, decoder_dim)
 
-    def forward(self, x1, x2, rel_pos, mask):
+    @torch.no_grad()
+    def mm_update(self, momentum):
+        """target <- m * target + (1 - m) * online, parameter by parameter as the authors
+        do (method §6; BatchNorm's running statistics are buffers: each branch keeps its own)."""
+        pairs = [
+            (self.patch_embed, self.mm_patch_embed),
+            (self.blocks, self.mm_blocks),
+            (self.decoder_embed, self.mm_decoder_embed),
+            (self.projector_decoder_blocks, self.mm_projector_decoder_blocks),
+        ]
+        for online, target in pairs:
+            for p, t in zip(online.parameters(), target.parameters()):
+                t.data = t.data * momentum + p.data * (1.0 - momentum)
+        for name in ("cls_token", "mask_token"):
+            t = getattr(self, "mm_" + name)
+            t.data = t.data * momentum + getattr(self, name).data * (1.0 - momentum)
+
+    def forward(self, x1, x2, rel_pos, mask, momentum=None):
         b = x1.shape[0]
         keep = ~mask.bool()
         e = self.pos_embed.shape[-1]
@@ -147,6 +187,8 @@ class SiameseIMReference(nn.Module):
             x = blk(x)
         pred = self.decoder_pred(x)[:, -(self.grid**2) :]
         with torch.no_grad():
+            if momentum is not None:  # where the authors' forward updates the target
+                self.mm_update(momentum)
             t = torch.cat([self.mm_cls_token.expand(b, -1, -1), self.mm_patch_embed(x2)], 1)
             t = t + self.pos_embed
             for blk in self.mm_blocks:

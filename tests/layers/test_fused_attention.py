@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from siameseim_tf.layers import native
-from siameseim_tf.layers.fused import attention_fused
+from siameseim_tf.layers.fused import attention_fused, forward_only
 from siameseim_tf.layers.transformer import MultiHeadSelfAttention
 from tests.helpers import native_skip_reason
 
@@ -99,3 +99,30 @@ def test_fused_attention_steps_aside_where_it_does_not_apply(monkeypatch):
         assert attention_fused(qkv, 2) is None
         with pytest.raises(RuntimeError, match="attention is unavailable: disabled"):
             attention_fused(qkv, 2, backend="native")
+
+
+@needs_compiler
+@pytest.mark.parametrize("graph", [False, True])
+@pytest.mark.parametrize("batch, tokens, heads, head_dim", [(2, 197, 3, 64), (3, 7, 2, 5)])
+def test_forward_only_attention_gives_the_same_values(graph, batch, tokens, heads, head_dim):
+    qkv = 2.0 * tf.random.stateless_normal((batch, tokens, 3 * heads * head_dim), seed=(2, 7))
+
+    def run(x):
+        with forward_only():
+            return attention_fused(x, heads, "native")
+
+    got = (tf.function(run) if graph else run)(qkv).numpy()
+    want = layer_ops_attention(qkv, heads).numpy()
+    np.testing.assert_allclose(got, want, atol=2e-5 * max(1.0, np.abs(want).max()), rtol=0)
+    assert attention_fused(qkv, heads, "native") is not None  # the context ended
+
+
+@needs_compiler
+def test_differentiating_a_forward_only_attention_is_an_error():
+    qkv = tf.random.stateless_normal((1, 4, 3 * 8), seed=(1, 1))
+    with tf.GradientTape() as tape:
+        tape.watch(qkv)
+        with forward_only():
+            out = attention_fused(qkv, 2, "native")
+    with pytest.raises(LookupError, match="SimAttentionInference"):
+        tape.gradient(out, qkv)

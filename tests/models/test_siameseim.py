@@ -7,10 +7,11 @@ import tensorflow as tf
 
 from siameseim_tf import SiameseIM
 from siameseim_tf.layers.tokens import visible_indices
+from siameseim_tf.layers.transformer import configure_blocks
 from siameseim_tf.losses import unigrad_loss
 from siameseim_tf.training import momentum_at
 from siameseim_tf.training.callbacks import MomentumSchedule
-from tests.helpers import NEEDS_TF_BF16_KERNELS, TINY, random_batch
+from tests.helpers import NEEDS_TF_BF16_KERNELS, TINY, native_skip_reason, random_batch
 
 
 def numpy(x):
@@ -157,3 +158,21 @@ def test_mixed_bfloat16_trains():
 def test_bad_mask_count_is_rejected():
     with pytest.raises(ValueError, match="num_masked_patches"):
         SiameseIM(**dict(TINY, num_masked_patches=16))
+
+
+@pytest.mark.skipif(native_skip_reason() is not None, reason=str(native_skip_reason()))
+def test_fused_step_keeps_no_attention_probabilities_for_the_target_branch():
+    plain, fused = SiameseIM(**TINY), SiameseIM(**TINY)
+    fused.set_weights(plain.get_weights())
+    assert configure_blocks(fused, fused_kernels=True) > 0
+    for m in (plain, fused):
+        m.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        fit_tiny(m, steps=2)
+    for a, b in zip(plain.get_weights(), fused.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    batch = {k: tf.constant(v) for k, v in random_batch(seed=9).items()}
+    graph = tf.function(fused.train_step).get_concrete_function(batch).graph
+    types = [op.type for op in graph.get_operations()]
+    blocks = len(fused.target_encoder.blocks) + len(fused.target_projector_blocks)
+    assert types.count("SimAttentionInference") == blocks  # the momentum branch
+    assert types.count("SimAttention") == blocks + len(fused.predictor_blocks)  # online

@@ -59,6 +59,21 @@ REGISTER_OP("SimAttention")
       return OkStatus();
     });
 
+// The same forward without the probabilities, for branches nothing differentiates (the
+// momentum branch): no gradient is registered, so differentiating it is an error.
+REGISTER_OP("SimAttentionInference")
+    .Input("qkv: float")   // [B, T, 3 * D]
+    .Output("out: float")  // [B, T, D]
+    .Attr("num_heads: int >= 1")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle qkv;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &qkv));
+      DimensionHandle width;
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(qkv, 2), 3, /*evenly_divisible=*/true, &width));
+      c->set_output(0, c->MakeShape({c->Dim(qkv, 0), c->Dim(qkv, 1), width}));
+      return OkStatus();
+    });
+
 REGISTER_OP("SimAttentionGrad")
     .Input("qkv: float")
     .Input("probs: float")
@@ -70,6 +85,8 @@ REGISTER_OP("SimAttentionGrad")
       return OkStatus();
     });
 
+// SimAttention (keep_probs) and SimAttentionInference (not).
+template <bool keep_probs>
 class SimAttentionOp : public OpKernel {
  public:
   explicit SimAttentionOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -81,15 +98,17 @@ class SimAttentionOp : public OpKernel {
     int64_t batch;
     simattention::Shape s;
     OP_REQUIRES_OK(ctx, QkvLayout(qkv, heads_, &batch, &s));
-    Tensor *out, *probs;
+    Tensor *out, *probs = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(
                             0, TensorShape({batch, s.tokens, s.heads * s.head_dim}), &out));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(
-                            1, TensorShape({batch, s.heads, s.tokens, s.tokens}), &probs));
+    if (keep_probs)
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(
+                              1, TensorShape({batch, s.heads, s.tokens, s.tokens}), &probs));
     if (out->NumElements() == 0) return;
+    float* probs_data = probs == nullptr ? nullptr : probs->flat<float>().data();
     ParallelItems(ctx, batch * s.heads, s, [&](int64_t begin, int64_t end) {
       simattention::AttentionForward(qkv.flat<float>().data(), s, begin, end,
-                                     out->flat<float>().data(), probs->flat<float>().data());
+                                     out->flat<float>().data(), probs_data);
     });
   }
 
@@ -129,5 +148,7 @@ class SimAttentionGradOp : public OpKernel {
   int64_t heads_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("SimAttention").Device(DEVICE_CPU), SimAttentionOp);
+REGISTER_KERNEL_BUILDER(Name("SimAttention").Device(DEVICE_CPU), SimAttentionOp<true>);
+REGISTER_KERNEL_BUILDER(Name("SimAttentionInference").Device(DEVICE_CPU),
+                        SimAttentionOp<false>);
 REGISTER_KERNEL_BUILDER(Name("SimAttentionGrad").Device(DEVICE_CPU), SimAttentionGradOp);

@@ -16,7 +16,8 @@ struct Shape {
   int64_t tokens, heads, head_dim;
 };
 
-// probs = softmax(q k^T / sqrt(head_dim)) over each row, out = probs v.
+// probs = softmax(q k^T / sqrt(head_dim)) over each row, out = probs v; with probs null
+// the probabilities are not kept (a forward that nothing differentiates).
 void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end, float* out,
                       float* probs);
 

@@ -47,8 +47,11 @@ void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end,
   const Layout l{shape};
   const int64_t t = shape.tokens;
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  // Without probs (nothing will differentiate) each pair's [T, T] stays in one scratch
+  // matrix that is still in cache for the next pair, instead of going out to memory.
+  Matrix scratch(probs == nullptr ? t : 0, probs == nullptr ? t : 0);
   for (int64_t item = begin; item < end; ++item) {
-    Eigen::Map<Matrix> p(probs + item * t * t, t, t);  // [T, T]
+    Eigen::Map<Matrix> p(probs == nullptr ? scratch.data() : probs + item * t * t, t, t);
     p.noalias() = Part(qkv, l, item, 0) * Part(qkv, l, item, 1).transpose();
     for (int64_t i = 0; i < t; ++i) {
       auto row = p.row(i).array();
