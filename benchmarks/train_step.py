@@ -119,7 +119,7 @@ VARIANTS = {
     "torch_intel_mkl": ("torch", "float32", False),  # + MKL's Intel code path
     "torch_lean": ("torch", "float32", False),  # without the authors' row-max subtraction
 }
-TORCH_BASELINES = ("torch", "torch_bf16", "torch_intel_mkl", "torch_lean")
+TORCH_BASELINES = tuple(name for name, (framework, *_) in VARIANTS.items() if framework == "torch")
 # The momentum the PyTorch step updates its target with (any value costs the same).
 TORCH_MOMENTUM = 0.996
 # Untimed steps before the rounds: after one, a graph-mode step still ran 1.6x slow in an
@@ -240,15 +240,11 @@ class TorchWorker:
     """The PyTorch step in its own process (thread pools of two frameworks in one process
     starve each other), driven line by line: "STEPS" in, seconds per step out."""
 
-    def __init__(
-        self,
-        preset: str,
-        args,
-        precision: str = "float32",
-        intel_mkl: bool = False,
-        lean: bool = False,
-    ):
+    def __init__(self, preset: str, args, variant: str = "torch"):
         import subprocess
+
+        precision = resolve_variant(variant)[1]
+        lean, intel_mkl = variant == "torch_lean", variant == "torch_intel_mkl"
 
         command = [
             sys.executable,
@@ -304,10 +300,7 @@ def measure_preset(preset: str, args, variants: list[str]) -> list[dict]:
     for name in variants:
         framework, precision, xla = resolve_variant(name)
         if framework == "torch":
-            # warms up in its process
-            steps[name] = TorchWorker(
-                preset, args, precision, name == "torch_intel_mkl", name == "torch_lean"
-            )
+            steps[name] = TorchWorker(preset, args, name)  # warms up in its process
         else:
             keras_fn = keras_step(arguments, args.batch_size, xla, precision)
             for _ in range(WARM_UP_STEPS):  # compile, then warm up

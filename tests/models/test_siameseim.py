@@ -13,6 +13,8 @@ from siameseim_tf.training import momentum_at
 from siameseim_tf.training.callbacks import MomentumSchedule
 from tests.helpers import NEEDS_TF_BF16_KERNELS, TINY, native_skip_reason, random_batch
 
+NATIVE_SKIP = native_skip_reason()
+
 
 def numpy(x):
     return keras.ops.convert_to_numpy(x)
@@ -160,7 +162,7 @@ def test_bad_mask_count_is_rejected():
         SiameseIM(**dict(TINY, num_masked_patches=16))
 
 
-@pytest.mark.skipif(native_skip_reason() is not None, reason=str(native_skip_reason()))
+@pytest.mark.skipif(NATIVE_SKIP is not None, reason=str(NATIVE_SKIP))
 def test_fused_step_keeps_no_attention_probabilities_for_the_target_branch():
     plain, fused = SiameseIM(**TINY), SiameseIM(**TINY)
     fused.set_weights(plain.get_weights())
