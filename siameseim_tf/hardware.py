@@ -1,6 +1,6 @@
 """What this machine's processor can do fast, and the precision that follows from it.
 
-Imports nothing else of the package (data, layers and training all use it). The rules are
+Imports only native_build of the package (data, layers and training all use it). The rules are
 measurements, written down in docs/speed.md:
 
 - a CPU with AMX-BF16 runs oneDNN's bfloat16 matmuls ~4x faster than float32 (1251 vs
@@ -16,9 +16,11 @@ measurements, written down in docs/speed.md:
 - XLA's CPU backend does not hand bfloat16 dots to oneDNN (272 GFLOP/s in bfloat16 under
   XLA vs 1354 in graph mode; Zen 5: the bf16 step 21.7 img/s under XLA vs 39.1 in graph
   mode), so bfloat16 on a CPU trains in graph mode;
-- float32: XLA beats graph mode (with its fused kernels) on CPUs without AVX-512 (whole
-  step 1.23x, XLA blocks on 2 replicas 1.07-1.09x, capped at AVX2) and loses with AVX-512
-  (graph 1.02-1.07x the step, 1.10x the blocks), so XLA only there and on GPUs;
+- float32: graph mode with the package's C++ kernels beats XLA on every CPU measured
+  (AVX2 with CPUID masked: 1.20x the XLA step, 1.07x XLA blocks on 2 replicas; AVX-512:
+  1.02-1.14x); without those kernels XLA wins on AVX2 (1.07x), so XLA only there and on
+  GPUs. (Earlier AVX2 figures that favoured XLA were capped by environment variables
+  only, under which XLA's dots still ran YNNPACK's AVX-512 kernels.)
 - GPUs: bfloat16 from compute capability 8.0 (Ampere), float16 with loss scaling before.
 """
 
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import functools
 import os
+
+from siameseim_tf.native_build import unavailable_reason as native_unavailable_reason
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
@@ -169,9 +173,10 @@ def xla_rule(policy: str) -> tuple[bool, str]:
 
     - GPUs: XLA (not run here);
     - bfloat16 on a CPU: graph mode (XLA's CPU backend does not use oneDNN's bf16 matmuls);
-    - float32 on a CPU with AVX-512: graph mode (graph 1.05-1.07x the XLA step with AMX,
-      1.02x capped at AVX-512; 1.10x XLA blocks on 2 replicas and on 2 workers);
-    - float32 on other CPUs (AVX2): XLA (step 1.23x graph; blocks 1.07-1.09x).
+    - float32 on a CPU where the C++ kernels can be built: graph mode (AVX2, CPUID masked:
+      graph 1.20x the XLA step, 1.07x XLA blocks on 2 replicas; AVX-512: 1.02-1.14x);
+    - float32 on a CPU without them: XLA without AVX-512 (the XLA step 1.07x graph mode
+      without the C++ kernels, AVX2 masked), graph mode with AVX-512.
 
     Other policies on a CPU (float16) follow the float32 rule, not measured for them.
     """
@@ -179,12 +184,15 @@ def xla_rule(policy: str) -> tuple[bool, str]:
         return True, "GPU: XLA"
     if "bfloat16" in policy:
         return False, "bfloat16 on a CPU: XLA's CPU backend does not use oneDNN's bf16 matmuls"
-    if cpu_has_usable_avx512():
-        xla, rule = False, "with AVX-512: graph mode with the fused kernels measured faster"
+    no_kernels = native_unavailable_reason()
+    if no_kernels is None:
+        xla, rule = False, "on a CPU: graph mode with the C++ kernels measured faster"
+    elif cpu_has_usable_avx512():
+        xla, rule = False, f"with AVX-512, no C++ kernels ({no_kernels}): graph mode"
     else:
-        xla, rule = True, "without AVX-512: XLA measured 1.07-1.23x graph mode"
+        xla, rule = True, f"without AVX-512 or C++ kernels ({no_kernels}): XLA measured faster"
     if policy != "float32":
-        return xla, f"float32's rule on a CPU {rule} (not measured in {policy})"
+        return xla, f"float32's rule {rule} (not measured in {policy})"
     return xla, f"float32 {rule}"
 
 

@@ -10,9 +10,10 @@ from siameseim_tf.training.run import xla_mode
 
 @pytest.fixture
 def machine(monkeypatch):
-    """Sets the CPU flags and GPU capabilities the rule sees."""
+    """Sets the CPU flags, GPU capabilities and C++ kernels' availability the rule sees."""
 
-    def set_machine(flags=(), gpus=(), bf16_speedup=None):
+    def set_machine(flags=(), gpus=(), bf16_speedup=None, kernels=True):
+        monkeypatch.setenv("SIAMESEIM_NATIVE", "1" if kernels else "0")
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
         monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
         monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
@@ -61,6 +62,8 @@ def test_bfloat16_on_a_cpu_trains_in_graph_mode(machine):
     machine(("amx_bf16",))
     assert xla_mode(None, OneReplica(), "mixed_bfloat16") == "off"
     assert xla_mode(True, OneReplica(), "mixed_bfloat16") == "step"  # asked for: kept
+    assert xla_mode(None, OneReplica(), "float32") == "off"  # C++ kernels: graph
+    machine(("amx_bf16",), kernels=False)
     assert xla_mode(None, OneReplica(), "float32") == "step"
     machine(("avx2",), ((8, 0),))
     assert xla_mode(None, OneReplica(), "mixed_bfloat16") == "step"
@@ -72,21 +75,23 @@ class Replicas:
 
 
 @pytest.mark.parametrize(
-    "flags, cap, gpus, replicas, mode",
+    "flags, cap, gpus, kernels, replicas, mode",
     [
-        (("avx2", "fma"), None, (), 1, "step"),  # AVX2: XLA step 1.23x graph
-        (("avx2", "fma"), None, (), 2, "blocks"),  # AVX2: XLA blocks 1.07-1.09x graph
-        (("avx2", "avx512f", "amx_bf16"), None, (), 1, "off"),  # AVX-512: graph faster
-        (("avx2", "avx512f"), None, (), 2, "off"),
-        (("avx2", "avx512f"), "AVX2", (), 1, "step"),  # oneDNN capped at AVX2
-        (("avx2", "avx512f"), "AVX512_CORE", (), 1, "off"),
-        (("avx2", "avx512f"), None, ((8, 0),), 2, "blocks"),  # a GPU: XLA
+        (("avx2", "fma"), None, (), True, 1, "off"),  # AVX2 masked: graph 1.20x XLA step
+        (("avx2", "fma"), None, (), True, 2, "off"),  # and 1.07x XLA blocks
+        (("avx2", "fma"), None, (), False, 1, "step"),  # no C++ kernels: XLA 1.07x graph
+        (("avx2", "fma"), None, (), False, 2, "blocks"),
+        (("avx2", "avx512f", "amx_bf16"), None, (), True, 1, "off"),  # AVX-512: graph faster
+        (("avx2", "avx512f"), None, (), False, 2, "off"),
+        (("avx2", "avx512f"), "AVX2", (), False, 1, "step"),  # oneDNN capped at AVX2
+        (("avx2", "avx512f"), "AVX512_CORE", (), False, 1, "off"),
+        (("avx2", "avx512f"), None, ((8, 0),), True, 2, "blocks"),  # a GPU: XLA
     ],
 )
 def test_float32_uses_xla_where_it_measured_faster(
-    machine, monkeypatch, flags, cap, gpus, replicas, mode
+    machine, monkeypatch, flags, cap, gpus, kernels, replicas, mode
 ):
-    machine(flags, gpus)
+    machine(flags, gpus, kernels=kernels)
     if cap:
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     assert xla_mode(None, Replicas(replicas), "float32") == mode
