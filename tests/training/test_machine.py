@@ -67,13 +67,12 @@ def test_capped_at_avx2_trains_float32_in_graph_mode_or_xla_without_kernels(monk
 
 
 def test_kernels_line_says_why_there_is_no_cpp():
-    # float32 runs graph mode (and so the kernels) on CPUs with AVX-512, XLA elsewhere.
+    # Switched off: graph mode with AVX-512, XLA without (then no kernels to report). A
+    # compiler that fails is found only when building: graph mode, and a warning.
     off = _doctor("--precision", "float32", SIAMESEIM_NATIVE="0")["kernels"]
     broken = _doctor("--precision", "float32", CXX="/bin/false")["kernels"]
-    if off["value"].startswith("not used"):  # XLA here (no AVX-512): no kernels to report
-        assert broken["value"].startswith("not used")
-        return
-    assert "disabled by SIAMESEIM_NATIVE=0" in off["value"] and not off["warning"]
+    if not off["value"].startswith("not used"):
+        assert "disabled by SIAMESEIM_NATIVE=0" in off["value"] and not off["warning"]
     assert "C++ unavailable" in broken["value"] and broken["warning"]
 
 

@@ -1,0 +1,91 @@
+"""The train step's float32 matmul shapes in TensorFlow, PyTorch (MKL) and NumPy (OpenBLAS).
+
+ViT-Tiny/16 at 224 px, batch 32: the MLP's and qkv's forward matmuls and their weight /
+input gradients, each library on 2 threads, best of ``--repeats`` calls (TensorFlow's in
+a tf.function, graph mode, as training runs them). JSON out.
+
+    python benchmarks/gemm_libraries.py
+    python benchmarks/cpu_emulation/run.py avx2 -- python benchmarks/gemm_libraries.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.train_step import recorded_env  # noqa: E402
+
+# name: (m, k, n, transpose_a, transpose_b); 6304 = 32 x 197 tokens, 2528 = 32 x 79
+SHAPES = {
+    "fc1 forward": (6304, 192, 768, False, False),
+    "fc2 forward": (6304, 768, 192, False, False),
+    "fc1 input gradient": (6304, 768, 192, False, True),
+    "fc1 weight gradient": (192, 6304, 768, True, False),
+    "qkv forward": (2528, 192, 576, False, False),
+    "qkv weight gradient": (192, 2528, 576, True, False),
+}
+
+
+def best_seconds(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(repeats: int) -> dict:
+    import numpy as np
+    import tensorflow as tf
+    import torch
+
+    torch.set_num_threads(2)
+    results = {}
+    for name, (m, k, n, ta, tb) in SHAPES.items():
+        a = np.random.randn(*((k, m) if ta else (m, k))).astype(np.float32)
+        b = np.random.randn(*((n, k) if tb else (k, n))).astype(np.float32)
+        tf_a, tf_b = tf.constant(a), tf.constant(b)
+        matmul = tf.function(lambda x, y: tf.linalg.matmul(x, y, transpose_a=ta, transpose_b=tb))
+        pt_a, pt_b = torch.from_numpy(a), torch.from_numpy(b)
+        pt_a, pt_b = (pt_a.T if ta else pt_a), (pt_b.T if tb else pt_b)
+        np_a, np_b = (a.T if ta else a), (b.T if tb else b)
+        gflop = 2 * m * k * n / 1e9
+        results[name] = {
+            "shape": [m, k, n],
+            "tensorflow_gflops": gflop / best_seconds(lambda: matmul(tf_a, tf_b).numpy(), repeats),
+            "torch_gflops": gflop / best_seconds(lambda: pt_a @ pt_b, repeats),
+            "numpy_gflops": gflop / best_seconds(lambda: np_a @ np_b, repeats),
+        }
+        row = results[name]
+        print(
+            f"{name:20s} tensorflow {row['tensorflow_gflops']:5.0f}  torch "
+            f"{row['torch_gflops']:5.0f}  numpy {row['numpy_gflops']:5.0f} GFLOP/s",
+            flush=True,
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    report = {"env": recorded_env(), "shapes": measure(args.repeats)}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
