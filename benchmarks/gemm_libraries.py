@@ -44,29 +44,35 @@ def best_seconds(fn, repeats: int) -> float:
     return min(times)
 
 
-def measure(repeats: int) -> dict:
+def shape_speeds(m: int, k: int, n: int, ta: bool, tb: bool, repeats: int) -> dict:
+    """GFLOP/s of one [m, k] x [k, n] product (operands stored transposed where asked)."""
     import numpy as np
     import tensorflow as tf
     import torch
 
+    a = np.random.randn(*((k, m) if ta else (m, k))).astype(np.float32)
+    b = np.random.randn(*((n, k) if tb else (k, n))).astype(np.float32)
+    tf_a, tf_b = tf.constant(a), tf.constant(b)
+    matmul = tf.function(lambda x, y: tf.linalg.matmul(x, y, transpose_a=ta, transpose_b=tb))
+    pt_a, pt_b = torch.from_numpy(a), torch.from_numpy(b)
+    pt_a, pt_b = (pt_a.T if ta else pt_a), (pt_b.T if tb else pt_b)
+    np_a, np_b = (a.T if ta else a), (b.T if tb else b)
+    gflop = 2 * m * k * n / 1e9
+    return {
+        "shape": [m, k, n],
+        "tensorflow_gflops": gflop / best_seconds(lambda: matmul(tf_a, tf_b).numpy(), repeats),
+        "torch_gflops": gflop / best_seconds(lambda: pt_a @ pt_b, repeats),
+        "numpy_gflops": gflop / best_seconds(lambda: np_a @ np_b, repeats),
+    }
+
+
+def measure(repeats: int) -> dict:
+    import torch
+
     torch.set_num_threads(2)
     results = {}
-    for name, (m, k, n, ta, tb) in SHAPES.items():
-        a = np.random.randn(*((k, m) if ta else (m, k))).astype(np.float32)
-        b = np.random.randn(*((n, k) if tb else (k, n))).astype(np.float32)
-        tf_a, tf_b = tf.constant(a), tf.constant(b)
-        matmul = tf.function(lambda x, y: tf.linalg.matmul(x, y, transpose_a=ta, transpose_b=tb))
-        pt_a, pt_b = torch.from_numpy(a), torch.from_numpy(b)
-        pt_a, pt_b = (pt_a.T if ta else pt_a), (pt_b.T if tb else pt_b)
-        np_a, np_b = (a.T if ta else a), (b.T if tb else b)
-        gflop = 2 * m * k * n / 1e9
-        results[name] = {
-            "shape": [m, k, n],
-            "tensorflow_gflops": gflop / best_seconds(lambda: matmul(tf_a, tf_b).numpy(), repeats),
-            "torch_gflops": gflop / best_seconds(lambda: pt_a @ pt_b, repeats),
-            "numpy_gflops": gflop / best_seconds(lambda: np_a @ np_b, repeats),
-        }
-        row = results[name]
+    for name, shape in SHAPES.items():
+        row = results[name] = shape_speeds(*shape, repeats)
         print(
             f"{name:20s} tensorflow {row['tensorflow_gflops']:5.0f}  torch "
             f"{row['torch_gflops']:5.0f}  numpy {row['numpy_gflops']:5.0f} GFLOP/s",
