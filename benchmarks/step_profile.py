@@ -22,6 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import siameseim_tf  # noqa: E402, F401 - before TensorFlow: turns on its oneDNN rewrites
+
+# isort: split
+
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

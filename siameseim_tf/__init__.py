@@ -9,9 +9,25 @@ names below, or by ``siameseim_tf.load_model(path)``.
 from __future__ import annotations
 
 import importlib
+import os
+import platform
 import sys
 
 __version__ = "0.1.0"
+
+# TensorFlow turns its oneDNN graph rewrites (a MatMul as one oneDNN GEMM, ...) on by
+# default only on x86 CPUs with AVX512-VNNI, AVX512-BF16 or AMX; on older ones (AVX2,
+# Skylake servers) a MatMul runs as Eigen's blocked contraction calling oneDNN per block,
+# packing twice. With them on the float32 train step ran 1.09x faster on an AVX2 CPU
+# (docs/speed.md "oneDNN's rewrites on every x86-64"). TensorFlow reads the variable once,
+# when it loads, so it is set before that; a value the user set wins.
+ONEDNN_OPTS_DEFAULTED = (
+    platform.machine().lower() in ("x86_64", "amd64")
+    and "tensorflow" not in sys.modules
+    and "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+)
+if ONEDNN_OPTS_DEFAULTED:
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
 
 _LAZY = {
     "SiameseIM": "siameseim_tf.models.siameseim",
