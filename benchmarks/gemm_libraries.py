@@ -44,35 +44,54 @@ def best_seconds(fn, repeats: int) -> float:
     return min(times)
 
 
-def shape_speeds(m: int, k: int, n: int, ta: bool, tb: bool, repeats: int) -> dict:
-    """GFLOP/s of one [m, k] x [k, n] product (operands stored transposed where asked)."""
+def operands(m: int, k: int, n: int, ta: bool, tb: bool):
+    """Random float32 operands of an [m, k] x [k, n] product, stored transposed where asked."""
     import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
+    return a, b
+
+
+def tensorflow_product(a, b, ta: bool, tb: bool):
     import tensorflow as tf
+
+    x, y = tf.constant(a), tf.constant(b)
+    matmul = tf.function(lambda p, q: tf.linalg.matmul(p, q, transpose_a=ta, transpose_b=tb))
+    return lambda: matmul(x, y)  # eager CPU calls return when done: no copy to NumPy
+
+
+def torch_product(a, b, ta: bool, tb: bool):
     import torch
 
-    a = np.random.randn(*((k, m) if ta else (m, k))).astype(np.float32)
-    b = np.random.randn(*((n, k) if tb else (k, n))).astype(np.float32)
-    tf_a, tf_b = tf.constant(a), tf.constant(b)
-    matmul = tf.function(lambda x, y: tf.linalg.matmul(x, y, transpose_a=ta, transpose_b=tb))
-    pt_a, pt_b = torch.from_numpy(a), torch.from_numpy(b)
-    pt_a, pt_b = (pt_a.T if ta else pt_a), (pt_b.T if tb else pt_b)
-    np_a, np_b = (a.T if ta else a), (b.T if tb else b)
-    gflop = 2 * m * k * n / 1e9
-    return {
-        "shape": [m, k, n],
-        "tensorflow_gflops": gflop / best_seconds(lambda: matmul(tf_a, tf_b).numpy(), repeats),
-        "torch_gflops": gflop / best_seconds(lambda: pt_a @ pt_b, repeats),
-        "numpy_gflops": gflop / best_seconds(lambda: np_a @ np_b, repeats),
-    }
+    x, y = torch.from_numpy(a), torch.from_numpy(b)
+    x, y = (x.T if ta else x), (y.T if tb else y)
+    return lambda: x @ y
+
+
+def numpy_product(a, b, ta: bool, tb: bool):
+    x, y = (a.T if ta else a), (b.T if tb else b)
+    return lambda: x @ y
+
+
+# One library after the other, TensorFlow first: OpenBLAS' and OpenMP's worker threads
+# keep spinning for a while after their last call and would slow whoever runs next.
+LIBRARIES = {"tensorflow": tensorflow_product, "torch": torch_product, "numpy": numpy_product}
 
 
 def measure(repeats: int) -> dict:
     import torch
 
     torch.set_num_threads(2)
-    results = {}
-    for name, shape in SHAPES.items():
-        row = results[name] = shape_speeds(*shape, repeats)
+    results = {name: {"shape": list(shape[:3])} for name, shape in SHAPES.items()}
+    for library, product in LIBRARIES.items():
+        for name, shape in SHAPES.items():
+            m, k, n, ta, tb = shape
+            fn = product(*operands(*shape), ta, tb)
+            results[name][f"{library}_gflops"] = 2 * m * k * n / 1e9 / best_seconds(fn, repeats)
+        time.sleep(2)  # let this library's worker threads go to sleep
+    for name, row in results.items():
         print(
             f"{name:20s} tensorflow {row['tensorflow_gflops']:5.0f}  torch "
             f"{row['torch_gflops']:5.0f}  numpy {row['numpy_gflops']:5.0f} GFLOP/s",
