@@ -1,6 +1,6 @@
 """What this machine's processor can do fast, and the precision that follows from it.
 
-Imports only native_build of the package (data, layers and training all use it). The rules are
+Imports nothing else of the package (data, layers and training all use it). The rules are
 measurements, written down in docs/speed.md:
 
 - a CPU with AMX-BF16 runs oneDNN's bfloat16 matmuls ~4x faster than float32 (1251 vs
@@ -16,11 +16,12 @@ measurements, written down in docs/speed.md:
 - XLA's CPU backend does not hand bfloat16 dots to oneDNN (272 GFLOP/s in bfloat16 under
   XLA vs 1354 in graph mode; Zen 5: the bf16 step 21.7 img/s under XLA vs 39.1 in graph
   mode), so bfloat16 on a CPU trains in graph mode;
-- float32: graph mode with the package's C++ kernels beats XLA on every CPU measured
-  (AVX2 with CPUID masked: 1.20x the XLA step, 1.07x XLA blocks on 2 replicas; AVX-512:
-  1.02-1.14x); without those kernels XLA wins on AVX2 (1.07x), so XLA only there and on
-  GPUs. (Earlier AVX2 figures that favoured XLA were capped by environment variables
-  only, under which XLA's dots still ran YNNPACK's AVX-512 kernels.)
+- float32: graph mode beats XLA on every CPU measured, with the package's C++ kernels
+  (AVX2 with CPUID masked: 1.20x the XLA step; XLA blocks on 2 replicas / workers 0.86x /
+  0.87x graph; AVX-512: graph 1.02-1.14x) and without them (AVX2 masked: 1.09x), so XLA
+  only on GPUs. (Earlier AVX2 figures that favoured XLA were capped by environment
+  variables only, under which XLA's dots still ran YNNPACK's AVX-512 kernels, and ran
+  without oneDNN's rewrites.)
 - GPUs: bfloat16 from compute capability 8.0 (Ampere), float16 with loss scaling before.
 """
 
@@ -28,8 +29,6 @@ from __future__ import annotations
 
 import functools
 import os
-
-from siameseim_tf.native_build import unavailable_reason as native_unavailable_reason
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
@@ -161,22 +160,16 @@ def resolve_precision(precision: str) -> tuple[str, str]:
     return "float32", "auto: the CPU has no AMX-BF16 or AVX512-BF16 (bfloat16 would be emulated)"
 
 
-def cpu_has_usable_avx512() -> bool:
-    """True when the CPU has AVX-512 and oneDNN may use it (no ``ONEDNN_MAX_CPU_ISA`` cap
-    at AVX2 or below)."""
-    return onednn_allows("AVX512", "AVX10", "ALL") and "avx512f" in cpu_flags()
-
-
 def xla_rule(policy: str) -> tuple[bool, str]:
     """(whether XLA beats graph mode (with its fused kernels) here, why), as measured on one
     device (whole-step XLA) and on 2 replicas / 2 workers (XLA-compiled blocks):
 
     - GPUs: XLA (not run here);
     - bfloat16 on a CPU: graph mode (XLA's CPU backend does not use oneDNN's bf16 matmuls);
-    - float32 on a CPU where the C++ kernels can be built: graph mode (AVX2, CPUID masked:
-      graph 1.20x the XLA step, 1.07x XLA blocks on 2 replicas; AVX-512: 1.02-1.14x);
-    - float32 on a CPU without them: XLA without AVX-512 (the XLA step 1.07x graph mode
-      without the C++ kernels, AVX2 masked), graph mode with AVX-512.
+    - float32 on a CPU: graph mode, with oneDNN's rewrites (siameseim_tf/__init__) and the
+      C++ kernels. AVX2 with CPUID masked: graph 1.20x the XLA step, XLA blocks 0.86x graph
+      on 2 replicas and 0.87x on 2 workers; without the C++ kernels graph 1.09x XLA;
+      AVX-512: graph 1.02-1.14x.
 
     Other policies on a CPU (float16) follow the float32 rule, not measured for them.
     """
@@ -184,16 +177,10 @@ def xla_rule(policy: str) -> tuple[bool, str]:
         return True, "GPU: XLA"
     if "bfloat16" in policy:
         return False, "bfloat16 on a CPU: XLA's CPU backend does not use oneDNN's bf16 matmuls"
-    no_kernels = native_unavailable_reason()
-    if no_kernels is None:
-        xla, rule = False, "on a CPU: graph mode with the C++ kernels measured faster"
-    elif cpu_has_usable_avx512():
-        xla, rule = False, f"with AVX-512, no C++ kernels ({no_kernels}): graph mode"
-    else:
-        xla, rule = True, f"without AVX-512 or C++ kernels ({no_kernels}): XLA measured faster"
+    rule = "on a CPU: graph mode with oneDNN's matmuls and the fused kernels measured faster"
     if policy != "float32":
-        return xla, f"float32's rule {rule} (not measured in {policy})"
-    return xla, f"float32 {rule}"
+        return False, f"float32's rule {rule} (not measured in {policy})"
+    return False, f"float32 {rule}"
 
 
 def xla_suits(policy: str) -> bool:

@@ -84,8 +84,8 @@ def xla_mode(jit_compile: bool | None, strategy, policy: str = "float32") -> str
     """How the train step uses XLA: "step", "blocks" or "off".
 
     By default XLA where it is the faster mode here (:func:`~siameseim_tf.hardware.xla_suits`:
-    GPUs, and float32 on CPUs without AVX-512), graph mode with fused GELU / LayerNorm /
-    softmax kernels elsewhere; ``jit_compile=True`` / ``False`` forces it on / off. On:
+    GPUs), graph mode with the fused kernels on CPUs; ``jit_compile=True`` / ``False``
+    forces it on / off. On:
     - one replica: "step", the whole train step compiled (Keras ``jit_compile``);
     - MirroredStrategy and MultiWorkerMirroredStrategy: "blocks". Keras' XLA step fails
       under tf.distribute (keras #18145, #20763), so each replica's transformer blocks are
