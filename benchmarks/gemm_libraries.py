@@ -11,7 +11,6 @@ a tf.function, graph mode, as training runs them). JSON out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.step_env import emit  # noqa: E402
 from benchmarks.train_step import recorded_env  # noqa: E402
 
 # name: (m, k, n, transpose_a, transpose_b); 6304 = 32 x 197 tokens, 2528 = 32 x 79
@@ -105,11 +105,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
-    report = {"env": recorded_env(), "shapes": measure(args.repeats)}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    emit({"env": recorded_env(), "shapes": measure(args.repeats)}, args.output)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,9 @@ __version__ = "0.1.0"
 # packing twice. With them on the float32 train step ran 1.09x faster on an AVX2 CPU
 # (docs/speed.md "oneDNN's rewrites on every x86-64"). TensorFlow reads the variable once,
 # when it loads, so it is set before that; a value the user set wins.
+ON_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 ONEDNN_OPTS_DEFAULTED = (
-    platform.machine().lower() in ("x86_64", "amd64")
-    and "tensorflow" not in sys.modules
-    and "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+    ON_X86_64 and "tensorflow" not in sys.modules and "TF_ENABLE_ONEDNN_OPTS" not in os.environ
 )
 if ONEDNN_OPTS_DEFAULTED:
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import types
 
 
@@ -83,8 +82,7 @@ def _onednn_rewrites() -> tuple[str, bool]:
     if _pywrap_util_port.IsMklEnabled():
         set_by = " (set by siameseim_tf)" if siameseim_tf.ONEDNN_OPTS_DEFAULTED else ""
         return f"oneDNN rewrites on{set_by}", False
-    x86 = platform.machine().lower() in ("x86_64", "amd64")
-    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" or not x86:
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" or not siameseim_tf.ON_X86_64:
         return "oneDNN rewrites off", False
     return (
         "oneDNN rewrites off: TensorFlow was imported before siameseim_tf; import "
