@@ -109,8 +109,11 @@ class RunLength(keras.callbacks.Callback):
     With a time budget and no T yet, the mean step time over a window after the first
     (compiling) steps gives T = steps that fit in the remaining budget; T is re-measured at
     20 % and 50 % of the run over everything since the compile, then fixed and recorded.
-    The budget also stops training as a safety net. Under several workers the step time is
-    averaged across them so that every worker decides the same T.
+    If the run then falls behind (a stall: a busy machine, a slow save), T is shortened so
+    that the schedules still end within the budget, and recorded again. The budget also
+    stops training as a safety net. Under several workers the step time is averaged across
+    them so that every worker decides the same T (and T is not shortened: workers would
+    have to agree on when).
 
     Args:
         plan: the run's :class:`RunPlan`.
@@ -138,14 +141,16 @@ class RunLength(keras.callbacks.Callback):
     ):
         super().__init__()
         self.plan, self.schedule, self.record_dir = plan, schedule, record_dir
-        self.started = time.perf_counter() if started is None else started
+        self.started = time.perf_counter() if started is None else started  # same clock
         self.calibration_steps, self.reserve_seconds = calibration_steps, reserve_seconds
         self.strategy, self.log, self.time_stop, self.tag = strategy, log, time_stop, tag
         self._ends: list[tuple[int, float]] = []
         self._checks: list[int] = []
         # A budget run whose length is already known (resumed) never re-measures.
         self._fixed = plan.total_steps is not None
+        self._seconds_per_step: float | None = None  # measured in this process
         self.stopped_by_budget = False
+        self.clock = time.perf_counter
 
     @property
     def total_steps(self) -> int | None:
@@ -170,27 +175,21 @@ class RunLength(keras.callbacks.Callback):
     def _step(self) -> int:
         return train_step_count(self.model)
 
+    def _steps_that_fit(self, step: int, seconds_per_step: float) -> int:
+        elapsed = self.clock() - self.started
+        remaining = self.plan.budget_seconds - elapsed - self.reserve_seconds
+        # 3 % margin: later steps were measured to run a little slower (monitors, saves).
+        return max(step + 1, step + int(0.97 * remaining / seconds_per_step))
+
     def _decide(self, step: int, seconds_per_step: float, final: bool) -> None:
         if self.strategy is not None and self.strategy.num_replicas_in_sync > 1:
             seconds_per_step = _mean_across_workers(self.strategy, seconds_per_step)
-        elapsed = time.perf_counter() - self.started
-        remaining = self.plan.budget_seconds - elapsed - self.reserve_seconds
-        # 3 % margin: later steps were measured to run a little slower (monitors, saves).
-        total = max(step + 1, step + int(0.97 * remaining / seconds_per_step))
+        self._seconds_per_step = seconds_per_step
+        total = self._steps_that_fit(step, seconds_per_step)
         first = self.plan.total_steps is None
         self._apply(total)
-        if self.record_dir is not None and final:
-            Path(self.record_dir).mkdir(parents=True, exist_ok=True)
-            (Path(self.record_dir) / RUN_LENGTH_FILE).write_text(
-                json.dumps(
-                    dict(
-                        total_steps=total,
-                        seconds_per_step=round(seconds_per_step, 5),
-                        budget_seconds=self.plan.budget_seconds,
-                        decided_at_step=step,
-                    )
-                )
-            )
+        if final:
+            self._record(total, seconds_per_step, step)
         if first:
             self.log(
                 f"[{self.tag}] budget {self.plan.budget_seconds / 60:g} min: "
@@ -203,9 +202,38 @@ class RunLength(keras.callbacks.Callback):
                 f"[{self.tag}] budget re-measured ({seconds_per_step:.3f} s/step): {total} steps"
             )
 
+    def _record(self, total: int, seconds_per_step: float, step: int) -> None:
+        if self.record_dir is None:
+            return
+        Path(self.record_dir).mkdir(parents=True, exist_ok=True)
+        record = dict(
+            total_steps=total,
+            seconds_per_step=round(seconds_per_step, 5),
+            budget_seconds=self.plan.budget_seconds,
+            decided_at_step=step,
+        )
+        (Path(self.record_dir) / RUN_LENGTH_FILE).write_text(json.dumps(record))
+
+    def _keep_to_budget(self, step: int, now: float) -> None:
+        """Shortens a fixed T when the steps left no longer fit (after a stall)."""
+        total, rate = self.plan.total_steps, self._seconds_per_step
+        deadline = self.started + self.plan.budget_seconds - 0.5 * self.reserve_seconds
+        if step >= total or now + (total - step) * rate <= deadline:
+            return
+        # Re-measured over everything since the compile, the stall included: cautious.
+        (s0, t0) = self._ends[2]
+        rate = max(rate, (now - t0) / max(step - s0, 1))
+        shorter = min(total - 1, self._steps_that_fit(step, rate))
+        self._apply(shorter)
+        self._record(shorter, rate, step)
+        self.log(
+            f"[{self.tag}] behind the budget at step {step} (a stall): {total} -> "
+            f"{shorter} steps, schedules shortened to end in time"
+        )
+
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()
-        now = time.perf_counter()
+        now = self.clock()
         if self.plan.budget_seconds is not None and not self._fixed:
             self._ends.append((step, now))
             # The first steps compile; the window must also see an epoch's end (its
@@ -222,6 +250,8 @@ class RunLength(keras.callbacks.Callback):
                     self._checks.pop(0)
                     self._decide(step, rate, final=not self._checks)
                     self._fixed = not self._checks
+        elif self._seconds_per_step is not None and self.time_stop:
+            self._keep_to_budget(step, now)
         if self.plan.total_steps is not None and step >= self.plan.total_steps:
             self.model.stop_training = True
         budget = self.plan.budget_seconds
