@@ -3,7 +3,11 @@ they reject malformed inputs with one-line errors and step aside where they do n
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -126,3 +130,70 @@ def test_differentiating_a_forward_only_attention_is_an_error():
             out = attention_fused(qkv, 2, "native")
     with pytest.raises(LookupError, match="SimAttentionInference"):
         tape.gradient(out, qkv)
+
+
+def _cpu_runs_avx2() -> bool:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return {"avx2", "fma"} <= set(flags)
+
+
+_AVX2_BUILD = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from siameseim_tf.layers import native
+ops = native.load_attention()
+out = []
+for qkv, heads in np.load(sys.argv[1], allow_pickle=True)["cases"]:
+    qkv = tf.constant(qkv)
+    attended, probs = ops.sim_attention(qkv, num_heads=int(heads))
+    dout = tf.cos(3.0 * attended)
+    grad = ops.sim_attention_grad(qkv, probs, dout, num_heads=int(heads))
+    inference = ops.sim_attention_inference(qkv, num_heads=int(heads))
+    out.append([t.numpy().tolist() for t in (attended, grad, inference)])
+print(native.attention_status(), json.dumps(out))
+"""
+
+
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")  # the 1-token case
+@pytest.mark.skipif(not HAS_COMPILER, reason=str(NATIVE_SKIP))
+@pytest.mark.skipif(not _cpu_runs_avx2(), reason="the CPU has no AVX2 + FMA to run that build")
+def test_attention_built_for_avx2_equals_the_layers_ops(tmp_path):
+    # Built for an AVX2 CPU without AVX-512 (x86-64-v3), the products run attention_avx2.h's
+    # register tiles (head widths that are multiples of 8; others Eigen's): row and column
+    # tails (tokens not a multiple of 6, 8 or 16), one token, every head of several.
+    shapes = [(2, 1, 1, 8), (2, 7, 2, 16), (1, 13, 4, 40), (3, 79, 3, 64), (1, 275, 1, 64)]
+    shapes += [(2, 20, 2, 24), (1, 9, 2, 12)]
+    cases = [
+        (2.0 * tf.random.stateless_normal((b, t, 3 * h * d), seed=(i, 9)).numpy(), h)
+        for i, (b, t, h, d) in enumerate(shapes)
+    ]
+    np.savez(tmp_path / "cases.npz", cases=np.array(cases, dtype=object))
+    env = {**os.environ, "SIAMESEIM_MARCH": "x86-64-v3", "SIAMESEIM_CACHE": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _AVX2_BUILD, str(tmp_path / "cases.npz")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, payload = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert status == "loaded"
+    for (qkv, heads), (attended, grad, inference) in zip(cases, json.loads(payload)):
+        qkv = tf.constant(qkv)
+        dout = lambda y: tf.cos(3.0 * y)  # noqa: E731 - the script's upstream gradient
+        with tf.GradientTape() as tape:
+            tape.watch(qkv)
+            want = layer_ops_attention(qkv, heads)
+            loss = tf.reduce_sum(want * tf.stop_gradient(dout(want)))
+        want_grad = tape.gradient(loss, qkv).numpy()
+        want = want.numpy()
+        tolerance = 2e-5 * max(1.0, np.abs(want).max())
+        np.testing.assert_allclose(attended, want, atol=tolerance, rtol=0)
+        np.testing.assert_allclose(inference, want, atol=tolerance, rtol=0)
+        np.testing.assert_allclose(
+            grad, want_grad, atol=2e-5 * max(1.0, np.abs(want_grad).max()), rtol=0
+        )

@@ -1,7 +1,8 @@
 // Multi-head attention for one (batch, head) pair at a time, on strided views of the qkv
 // projection: no transposes of q, k, v, the output or their gradients, and each pair's
 // matrices (tokens x head_dim, tokens x tokens) stay in the core's caches between the
-// products. The products are Eigen's single-threaded GEMM; the glue runs pairs in parallel.
+// products. The products are Eigen's single-threaded GEMM, or on AVX2 CPUs without AVX-512
+// the register-tiled products of attention_avx2.h; the glue runs pairs in parallel.
 // Compiled with -march=native (see siameseim_tf/native_build.py).
 
 // Eigen under its own namespace here: this file is compiled for the CPU it runs on, the
@@ -13,6 +14,11 @@
 #include <cmath>
 
 #include "attention.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#define SIMATTENTION_AVX2 1
+#include "attention_avx2.h"
+#endif
 
 namespace simattention {
 namespace {
@@ -40,11 +46,78 @@ ConstView Part(const float* qkv, const Layout& l, int64_t item, int part) {
                    Eigen::OuterStride<>(3 * l.width()));
 }
 
+void SoftmaxRows(float* s, int64_t t, float scale) {
+  Eigen::Map<Matrix> p(s, t, t);
+  for (int64_t i = 0; i < t; ++i) {
+    auto row = p.row(i).array();
+    row = ((row - row.maxCoeff()) * scale).exp();
+    row /= row.sum();
+  }
+}
+
+// ds = p * (dp - rowsum(p * dp)) * scale, in place of dp.
+void SoftmaxGradRows(const float* probs, float* dp, int64_t t, float scale) {
+  Eigen::Map<const Matrix> p(probs, t, t);
+  Eigen::Map<Matrix> ds(dp, t, t);
+  for (int64_t i = 0; i < t; ++i) {
+    auto row = ds.row(i).array();
+    const auto prow = p.row(i).array();
+    row = prow * (row - (row * prow).sum()) * scale;
+  }
+}
+
+#ifdef SIMATTENTION_AVX2
+// The same maths with attention_avx2.h's products (head_dim a multiple of 8 keeps every
+// packed panel's loads whole).
+bool UseAvx2(const Shape& s) { return s.head_dim % 8 == 0; }
+
+void ForwardAvx2(const float* qkv, const Layout& l, int64_t begin, int64_t end, float* out,
+                 float* probs) {
+  const int64_t t = l.s.tokens, hd = l.s.head_dim, row3 = 3 * l.width();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  std::vector<float> scratch(probs == nullptr ? t * t : 0);
+  avx2::Transposed kt;
+  for (int64_t item = begin; item < end; ++item) {
+    float* p = probs == nullptr ? scratch.data() : probs + item * t * t;
+    const float *q = qkv + l.qkv_offset(item, 0), *v = qkv + l.qkv_offset(item, 2);
+    const avx2::Panels k_t = kt.Pack(qkv + l.qkv_offset(item, 1), t, hd, row3);  // [hd, T]
+    avx2::Product(t, q, row3, 1, k_t, 1.0f, p, t);  // q k^T [T, T]
+    avx2::SoftmaxRows(p, t, scale);
+    avx2::Product(t, p, t, 1, avx2::Rows(v, t, hd, row3), 1.0f, out + l.out_offset(item),
+                  l.width());  // p v [T, hd]
+  }
+}
+
+void BackwardAvx2(const float* qkv, const float* probs, const float* dout, const Layout& l,
+                  int64_t begin, int64_t end, float* dqkv) {
+  const int64_t t = l.s.tokens, hd = l.s.head_dim, row3 = 3 * l.width(), d = l.width();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  std::vector<float> ds(t * t);
+  avx2::Transposed vt;
+  for (int64_t item = begin; item < end; ++item) {
+    const float* p = probs + item * t * t;
+    const float* g = dout + l.out_offset(item);
+    const float *q = qkv + l.qkv_offset(item, 0), *k = qkv + l.qkv_offset(item, 1);
+    float *dq = dqkv + l.qkv_offset(item, 0), *dk = dqkv + l.qkv_offset(item, 1);
+    float* dv = dqkv + l.qkv_offset(item, 2);
+    avx2::Product(t, p, 1, t, avx2::Rows(g, t, hd, d), 1.0f, dv, row3);  // dv = p^T g
+    const avx2::Panels v_t = vt.Pack(qkv + l.qkv_offset(item, 2), t, hd, row3);  // [hd, T]
+    avx2::Product(t, g, d, 1, v_t, 1.0f, ds.data(), t);                  // dp = g v^T
+    SoftmaxGradRows(p, ds.data(), t, scale);                              // ds / sqrt(hd)
+    avx2::Product(t, ds.data(), t, 1, avx2::Rows(k, t, hd, row3), 1.0f, dq, row3);  // ds k
+    avx2::Product(t, ds.data(), 1, t, avx2::Rows(q, t, hd, row3), 1.0f, dk, row3);  // ds^T q
+  }
+}
+#endif
+
 }  // namespace
 
 void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end, float* out,
                       float* probs) {
   const Layout l{shape};
+#ifdef SIMATTENTION_AVX2
+  if (UseAvx2(shape)) return ForwardAvx2(qkv, l, begin, end, out, probs);
+#endif
   const int64_t t = shape.tokens;
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   // Without probs (nothing will differentiate) each pair's [T, T] stays in one scratch
@@ -53,11 +126,7 @@ void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end,
   for (int64_t item = begin; item < end; ++item) {
     Eigen::Map<Matrix> p(probs == nullptr ? scratch.data() : probs + item * t * t, t, t);
     p.noalias() = Part(qkv, l, item, 0) * Part(qkv, l, item, 1).transpose();
-    for (int64_t i = 0; i < t; ++i) {
-      auto row = p.row(i).array();
-      row = ((row - row.maxCoeff()) * scale).exp();
-      row /= row.sum();
-    }
+    SoftmaxRows(p.data(), t, scale);
     View o(out + l.out_offset(item), t, shape.head_dim, Eigen::OuterStride<>(l.width()));
     o.noalias() = p * Part(qkv, l, item, 2);  // [T, hd]
   }
@@ -66,6 +135,9 @@ void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end,
 void AttentionBackward(const float* qkv, const float* probs, const float* dout, Shape shape,
                        int64_t begin, int64_t end, float* dqkv) {
   const Layout l{shape};
+#ifdef SIMATTENTION_AVX2
+  if (UseAvx2(shape)) return BackwardAvx2(qkv, probs, dout, l, begin, end, dqkv);
+#endif
   const int64_t t = shape.tokens, hd = shape.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   Matrix ds(t, t);  // scratch, reused by every item of this call
@@ -77,11 +149,7 @@ void AttentionBackward(const float* qkv, const float* probs, const float* dout, 
     };
     grad(2).noalias() = p.transpose() * g;                   // dv [T, hd]
     ds.noalias() = g * Part(qkv, l, item, 2).transpose();  // dp [T, T]
-    for (int64_t i = 0; i < t; ++i) {
-      auto row = ds.row(i).array();
-      const auto prow = p.row(i).array();
-      row = prow * (row - (row * prow).sum()) * scale;  // ds / sqrt(hd)
-    }
+    SoftmaxGradRows(p.data(), ds.data(), t, scale);         // ds / sqrt(hd)
     grad(0).noalias() = ds * Part(qkv, l, item, 1);              // dq [T, hd]
     grad(1).noalias() = ds.transpose() * Part(qkv, l, item, 0);  // dk [T, hd]
   }
