@@ -140,7 +140,7 @@ def _cpu_runs_avx2() -> bool:
     return {"avx2", "fma"} <= set(flags)
 
 
-_AVX2_BUILD = """
+_ATTENTION_OUTPUTS = """
 import json, sys
 import numpy as np
 import tensorflow as tf
@@ -158,24 +158,37 @@ print(native.attention_status(), json.dumps(out))
 """
 
 
+_AVX2 = pytest.mark.skipif(not _cpu_runs_avx2(), reason="the CPU has no AVX2 + FMA")
+
+
 @pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")  # the 1-token case
 @pytest.mark.skipif(not HAS_COMPILER, reason=str(NATIVE_SKIP))
-@pytest.mark.skipif(not _cpu_runs_avx2(), reason="the CPU has no AVX2 + FMA to run that build")
-def test_attention_built_for_avx2_equals_the_layers_ops(tmp_path):
-    # Built for an AVX2 CPU without AVX-512 (x86-64-v3), the products run attention_avx2.h's
-    # register tiles (head widths that are multiples of 8; others Eigen's): row and column
-    # tails (tokens not a multiple of 6, 8 or 16), one token, every head of several.
-    shapes = [(2, 1, 1, 8), (2, 7, 2, 16), (1, 13, 4, 40), (3, 79, 3, 64), (1, 275, 1, 64)]
-    shapes += [(2, 20, 2, 24), (1, 9, 2, 12)]
+@pytest.mark.parametrize(
+    "env",
+    [
+        # an AVX2 CPU's build (x86-64-v3): attention_simd.h's AVX2 tiles
+        pytest.param({"SIAMESEIM_MARCH": "x86-64-v3"}, id="avx2-build", marks=_AVX2),
+        # this CPU's build, each kind of product forced (the default picks one of them)
+        pytest.param({"SIAMESEIM_ATTENTION_TILES": "1"}, id="tiles"),
+        pytest.param({"SIAMESEIM_ATTENTION_TILES": "0"}, id="eigen"),
+    ],
+)
+def test_attention_builds_and_products_equal_the_layers_ops(tmp_path, env):
+    # Register tiles for head widths that are multiples of the vector width, Eigen's GEMM
+    # for the others: row and column tails (tokens not a multiple of 6, 8, 16 or 32), one
+    # token, several heads.
+    shapes = [(2, 1, 1, 16), (2, 7, 2, 16), (1, 13, 4, 40), (3, 79, 3, 64), (1, 275, 1, 64)]
+    shapes += [(2, 20, 2, 32), (1, 9, 2, 12), (2, 37, 1, 8)]
     cases = [
         (2.0 * tf.random.stateless_normal((b, t, 3 * h * d), seed=(i, 9)).numpy(), h)
         for i, (b, t, h, d) in enumerate(shapes)
     ]
     np.savez(tmp_path / "cases.npz", cases=np.array(cases, dtype=object))
-    env = {**os.environ, "SIAMESEIM_MARCH": "x86-64-v3", "SIAMESEIM_CACHE": str(tmp_path)}
+    if "SIAMESEIM_MARCH" in env:  # a build of its own
+        env = {**env, "SIAMESEIM_CACHE": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-c", _AVX2_BUILD, str(tmp_path / "cases.npz")],
-        env=env,
+        [sys.executable, "-c", _ATTENTION_OUTPUTS, str(tmp_path / "cases.npz")],
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
     )

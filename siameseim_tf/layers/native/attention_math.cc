@@ -1,9 +1,9 @@
 // Multi-head attention for one (batch, head) pair at a time, on strided views of the qkv
 // projection: no transposes of q, k, v, the output or their gradients, and each pair's
 // matrices (tokens x head_dim, tokens x tokens) stay in the core's caches between the
-// products. The products are Eigen's single-threaded GEMM, or on AVX2 CPUs without AVX-512
-// the register-tiled products of attention_avx2.h; the glue runs pairs in parallel.
-// Compiled with -march=native (see siameseim_tf/native_build.py).
+// products. The products are the register-tiled ones of attention_simd.h (AVX2 or AVX-512,
+// chosen by TilesChosen below) or Eigen's single-threaded GEMM; the glue runs pairs in
+// parallel. Compiled with -march=native (see siameseim_tf/native_build.py).
 
 // Eigen under its own namespace here: this file is compiled for the CPU it runs on, the
 // glue (and TensorFlow) with other flags, and the linker must not pick one file's copy of an
@@ -12,12 +12,19 @@
 #include <Eigen/Core>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "attention.h"
 
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-#define SIMATTENTION_AVX2 1
-#include "attention_avx2.h"
+#if defined(__AVX512F__)
+#define SIMATTENTION_TILES 1
+#include "attention_simd.h"
+using Isa = simattention::simd::Avx512;
+#elif defined(__AVX2__) && defined(__FMA__)
+#define SIMATTENTION_TILES 1
+#include "attention_simd.h"
+using Isa = simattention::simd::Avx2;
 #endif
 
 namespace simattention {
@@ -66,46 +73,66 @@ void SoftmaxGradRows(const float* probs, float* dp, int64_t t, float scale) {
   }
 }
 
-#ifdef SIMATTENTION_AVX2
-// The same maths with attention_avx2.h's products (head_dim a multiple of 8 keeps every
-// packed panel's loads whole).
-bool UseAvx2(const Shape& s) { return s.head_dim % 8 == 0; }
+#ifdef SIMATTENTION_TILES
+// The same maths with attention_simd.h's products (head_dim a multiple of the vector width
+// keeps every in-place load within q, k, v and the output gradient).
+// SIAMESEIM_ATTENTION_TILES=1 / 0 forces the choice. By default: the tiles with AVX2, and
+// with AVX-512 on Intel CPUs, where they were measured faster than Eigen (docs/speed.md);
+// on AMD CPUs with AVX-512 (Zen 4, 5) Eigen's AVX-512 GEMM measured 198-234 GFLOP/s per
+// product on one core of a Zen 5 and stays until the tiles are measured there.
+bool TilesChosen() {
+  static const bool chosen = [] {
+    const char* forced = std::getenv("SIAMESEIM_ATTENTION_TILES");
+    if (forced != nullptr && *forced != '\0') return std::strcmp(forced, "0") != 0;
+#ifdef __AVX512F__
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") != 0;
+#else
+    return true;
+#endif
+  }();
+  return chosen;
+}
 
-void ForwardAvx2(const float* qkv, const Layout& l, int64_t begin, int64_t end, float* out,
-                 float* probs) {
+bool UseTiles(const Shape& s) { return TilesChosen() && s.head_dim % Isa::kLanes == 0; }
+
+void ForwardTiles(const float* qkv, const Layout& l, int64_t begin, int64_t end, float* out,
+                  float* probs) {
+  using simd::Product;
   const int64_t t = l.s.tokens, hd = l.s.head_dim, row3 = 3 * l.width();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   std::vector<float> scratch(probs == nullptr ? t * t : 0);
-  avx2::Transposed kt;
+  simd::Transposed<Isa> k_t;
   for (int64_t item = begin; item < end; ++item) {
     float* p = probs == nullptr ? scratch.data() : probs + item * t * t;
     const float *q = qkv + l.qkv_offset(item, 0), *v = qkv + l.qkv_offset(item, 2);
-    const avx2::Panels k_t = kt.Pack(qkv + l.qkv_offset(item, 1), t, hd, row3);  // [hd, T]
-    avx2::Product(t, q, row3, 1, k_t, 1.0f, p, t);  // q k^T [T, T]
-    avx2::SoftmaxRows(p, t, scale);
-    avx2::Product(t, p, t, 1, avx2::Rows(v, t, hd, row3), 1.0f, out + l.out_offset(item),
-                  l.width());  // p v [T, hd]
+    const simd::Panels kt = k_t.Pack(qkv + l.qkv_offset(item, 1), t, hd, row3);  // [hd, T]
+    Product<Isa>(t, q, row3, 1, kt, p, t);  // q k^T [T, T]
+    simd::SoftmaxRows(p, t, scale);
+    Product<Isa>(t, p, t, 1, simd::Rows<Isa>(v, t, hd, row3), out + l.out_offset(item),
+                 l.width());  // p v [T, hd]
   }
 }
 
-void BackwardAvx2(const float* qkv, const float* probs, const float* dout, const Layout& l,
-                  int64_t begin, int64_t end, float* dqkv) {
+void BackwardTiles(const float* qkv, const float* probs, const float* dout, const Layout& l,
+                   int64_t begin, int64_t end, float* dqkv) {
+  using simd::Product;
+  using simd::Rows;
   const int64_t t = l.s.tokens, hd = l.s.head_dim, row3 = 3 * l.width(), d = l.width();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   std::vector<float> ds(t * t);
-  avx2::Transposed vt;
+  simd::Transposed<Isa> v_t;
   for (int64_t item = begin; item < end; ++item) {
-    const float* p = probs + item * t * t;
-    const float* g = dout + l.out_offset(item);
+    const float *p = probs + item * t * t, *g = dout + l.out_offset(item);
     const float *q = qkv + l.qkv_offset(item, 0), *k = qkv + l.qkv_offset(item, 1);
     float *dq = dqkv + l.qkv_offset(item, 0), *dk = dqkv + l.qkv_offset(item, 1);
     float* dv = dqkv + l.qkv_offset(item, 2);
-    avx2::Product(t, p, 1, t, avx2::Rows(g, t, hd, d), 1.0f, dv, row3);  // dv = p^T g
-    const avx2::Panels v_t = vt.Pack(qkv + l.qkv_offset(item, 2), t, hd, row3);  // [hd, T]
-    avx2::Product(t, g, d, 1, v_t, 1.0f, ds.data(), t);                  // dp = g v^T
-    SoftmaxGradRows(p, ds.data(), t, scale);                              // ds / sqrt(hd)
-    avx2::Product(t, ds.data(), t, 1, avx2::Rows(k, t, hd, row3), 1.0f, dq, row3);  // ds k
-    avx2::Product(t, ds.data(), 1, t, avx2::Rows(q, t, hd, row3), 1.0f, dk, row3);  // ds^T q
+    Product<Isa>(t, p, 1, t, Rows<Isa>(g, t, hd, d), dv, row3);  // dv = p^T g [T, hd]
+    const simd::Panels vt = v_t.Pack(qkv + l.qkv_offset(item, 2), t, hd, row3);  // [hd, T]
+    Product<Isa>(t, g, d, 1, vt, ds.data(), t);                         // dp = g v^T [T, T]
+    SoftmaxGradRows(p, ds.data(), t, scale);                            // ds / sqrt(hd)
+    Product<Isa>(t, ds.data(), t, 1, Rows<Isa>(k, t, hd, row3), dq, row3);  // dq = ds k
+    Product<Isa>(t, ds.data(), 1, t, Rows<Isa>(q, t, hd, row3), dk, row3);  // dk = ds^T q
   }
 }
 #endif
@@ -115,8 +142,8 @@ void BackwardAvx2(const float* qkv, const float* probs, const float* dout, const
 void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end, float* out,
                       float* probs) {
   const Layout l{shape};
-#ifdef SIMATTENTION_AVX2
-  if (UseAvx2(shape)) return ForwardAvx2(qkv, l, begin, end, out, probs);
+#ifdef SIMATTENTION_TILES
+  if (UseTiles(shape)) return ForwardTiles(qkv, l, begin, end, out, probs);
 #endif
   const int64_t t = shape.tokens;
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
@@ -135,8 +162,8 @@ void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end,
 void AttentionBackward(const float* qkv, const float* probs, const float* dout, Shape shape,
                        int64_t begin, int64_t end, float* dqkv) {
   const Layout l{shape};
-#ifdef SIMATTENTION_AVX2
-  if (UseAvx2(shape)) return BackwardAvx2(qkv, probs, dout, l, begin, end, dqkv);
+#ifdef SIMATTENTION_TILES
+  if (UseTiles(shape)) return BackwardTiles(qkv, probs, dout, l, begin, end, dqkv);
 #endif
   const int64_t t = shape.tokens, hd = shape.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
