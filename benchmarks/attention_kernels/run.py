@@ -34,10 +34,11 @@ def build(target: Path) -> None:
 
     from siameseim_tf import native_build
 
+    compiler = native_build._compiler()  # the library builder's: $CXX, g++ or c++
     library = native_build.NativeLibrary(NATIVE, "attention")
-    flags = library._maths_flags(tf, "g++", native_build.march())
+    flags = library._maths_flags(tf, compiler, native_build.march())
     sources = [HERE / "driver.cc", NATIVE / "attention_math.cc"]
-    command = ["g++", *flags, f"-I{NATIVE}", *map(str, sources), "-o", str(target)]
+    command = [compiler, *flags, f"-I{NATIVE}", *map(str, sources), "-o", str(target)]
     subprocess.run(command, check=True)
 
 

@@ -141,7 +141,8 @@ class RunLength(keras.callbacks.Callback):
     ):
         super().__init__()
         self.plan, self.schedule, self.record_dir = plan, schedule, record_dir
-        self.started = time.perf_counter() if started is None else started  # same clock
+        self.clock = time.perf_counter  # ``started`` is on this clock (tests replace it)
+        self.started = self.clock() if started is None else started
         self.calibration_steps, self.reserve_seconds = calibration_steps, reserve_seconds
         self.strategy, self.log, self.time_stop, self.tag = strategy, log, time_stop, tag
         self._ends: list[tuple[int, float]] = []
@@ -150,7 +151,6 @@ class RunLength(keras.callbacks.Callback):
         self._fixed = plan.total_steps is not None
         self._seconds_per_step: float | None = None  # measured in this process
         self.stopped_by_budget = False
-        self.clock = time.perf_counter
 
     @property
     def total_steps(self) -> int | None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from siameseim_tf.hardware import cpu_flags
 from siameseim_tf.layers import native
 from siameseim_tf.layers.fused import attention_fused, forward_only
 from siameseim_tf.layers.transformer import MultiHeadSelfAttention
@@ -132,14 +133,6 @@ def test_differentiating_a_forward_only_attention_is_an_error():
         tape.gradient(out, qkv)
 
 
-def _cpu_runs_avx2() -> bool:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return False
-    return {"avx2", "fma"} <= set(flags)
-
-
 _ATTENTION_OUTPUTS = """
 import json, sys
 import numpy as np
@@ -158,7 +151,7 @@ print(native.attention_status(), json.dumps(out))
 """
 
 
-_AVX2 = pytest.mark.skipif(not _cpu_runs_avx2(), reason="the CPU has no AVX2 + FMA")
+_AVX2 = pytest.mark.skipif(not {"avx2", "fma"} <= cpu_flags(), reason="the CPU has no AVX2 + FMA")
 
 
 @pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")  # the 1-token case
