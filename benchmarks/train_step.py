@@ -8,15 +8,16 @@ so background load hits them alike; medians over rounds; JSON out.
     python benchmarks/train_step.py --presets tiny small --output train_step.json
     python benchmarks/train_step.py --baseline-torch   # + the PyTorch reference forward/backward
 
-The PyTorch baseline is tests/convert/torch_reference.py (the official module layout, written
-from SPEC.md, doing the work of the authors' step: their attention's row-maximum
-subtraction, the momentum update in the forward) trained with the same AdamW step (betas
-(0.9, 0.95), weight decay 0.05 on matrices only, clipping at global norm 1), on the same
-threads: a stand-in for the authors' code, whose exact training loop needs CUDA and
-distributed setup. "torch_lean" drops the authors' redundant row-maximum subtraction (the
-stand-in before 2026-12): a leaner PyTorch of the same method. "torch_intel_mkl" is the
-float32 step with MKL's Intel code path on a non-Intel CPU (benchmarks/intel_mkl.py): what
-the authors' code gets on an Intel CPU with this instruction set.
+The PyTorch baseline is tests/convert/torch_reference.py (the official module layout,
+written from the method as docs/method.md states it, doing the work of the authors' step:
+their attention's row-maximum subtraction, the momentum update in the forward) trained with
+the same AdamW step (betas (0.9, 0.95), weight decay 0.05 on matrices only, clipping at
+global norm 1), on the same threads: a stand-in for the authors' code, whose exact training
+loop needs CUDA and distributed setup. "torch_lean" drops the authors' redundant row-maximum
+subtraction (the stand-in before 2026-12): a leaner PyTorch of the same method.
+"torch_intel_mkl" is the float32 step with MKL's Intel code path on a non-Intel CPU
+(benchmarks/intel_mkl.py): what the authors' code gets on an Intel CPU with this instruction
+set.
 """
 
 from __future__ import annotations

@@ -225,6 +225,27 @@ def bias_add_fused(x, bias, backend: str = "auto"):
     return bias_add(x, bias)
 
 
+def bias_add_residual_fused(x, bias, residual, backend: str = "auto"):
+    """``residual + (x + bias)``, a block's residual add after its projection; with the C++
+    ops one kernel (one pass over memory instead of a bias add and an add; the same
+    values), its gradient dy for ``x`` and ``residual`` and the bias gradient's kernel."""
+    import tensorflow as tf
+
+    ops = _native_ops(backend)
+    bias = tf.cast(bias, x.dtype)
+    if ops is None:
+        return residual + (x + bias)
+
+    @tf.custom_gradient
+    def bias_add_residual(inputs, offset, skip):
+        def grad(dy):
+            return dy, ops.sim_bias_add_grad(dy), dy
+
+        return ops.sim_bias_add_residual(inputs, offset, skip), grad
+
+    return bias_add_residual(x, bias, residual)
+
+
 def bias_gelu_fused(x, bias, backend: str = "auto"):
     """``GELU(x + bias)`` over the last axis (the MLP's first layer after its matmul); with
     the C++ ops one kernel each way, the bias gradient summed in the backward's kernel.

@@ -11,12 +11,14 @@ from keras import ops
 from siameseim_tf.layers.fused import (
     attention_fused,
     bias_add_fused,
+    bias_add_residual_fused,
     bias_gelu_fused,
     gelu_exact_fused,
     layer_norm_fused,
     softmax_fused,
 )
 from siameseim_tf.layers.norms import make_norm
+from siameseim_tf.layers.tokens import token_range
 
 _INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
 
@@ -26,16 +28,20 @@ def gelu_exact(x):
     return 0.5 * x * (1.0 + ops.erf(x * ops.cast(_INV_SQRT2, x.dtype)))
 
 
-def dense(layer: keras.layers.Dense, x, fused: bool):
-    """``layer(x)``; with ``fused`` (graph-mode training) its bias add is a fused kernel."""
+def dense(layer: keras.layers.Dense, x, fused: bool, residual=None):
+    """``layer(x)``, or ``residual + layer(x)``; with ``fused`` (graph-mode training) its
+    bias add, and the residual add with it, is one fused kernel."""
     if not fused or layer.bias is None:
-        return layer(x)
-    return bias_add_fused(ops.matmul(x, layer.kernel), layer.bias)
+        return layer(x) if residual is None else residual + layer(x)
+    y = ops.matmul(x, layer.kernel)
+    if residual is None:
+        return bias_add_fused(y, layer.bias)
+    return bias_add_residual_fused(y, layer.bias, residual)
 
 
 def keep_last(x, count: int | None):
     """The last ``count`` tokens of ``x`` [B, T, D] (all of them when ``count`` is None)."""
-    return x if count is None else x[:, -count:]
+    return x if count is None else token_range(x, -count)
 
 
 def xavier_dense(units: int, name: str, dtype=None) -> keras.layers.Dense:
@@ -79,13 +85,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.qkv.build(input_shape)
         self.proj.build(tuple(input_shape[:-1]) + (self.dim,))  # a list when loaded
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, residual=None):
+        """``[B, T, D] -> [B, T, D]``; plus ``residual`` when given (one fused kernel with
+        the projection's bias in graph-mode training)."""
         fused = training and self.fused_softmax
         qkv = dense(self.qkv, x, fused)  # [B, T, 3D]
         out = attention_fused(qkv, self.num_heads) if fused else None  # float32 C++ kernels
         if out is None:
             out = self._attend(qkv, fused)
-        return dense(self.proj, out, fused)  # [B, T, D]
+        return dense(self.proj, out, fused, residual)  # [B, T, D]
 
     def _attend(self, qkv, fused: bool):
         tokens = ops.shape(qkv)[1]
@@ -184,10 +192,10 @@ class TransformerBlock(keras.layers.Layer):
         return self._forward(x, training, last_tokens)
 
     def _forward(self, x, training, last_tokens=None):
-        x = x + self._attention_branch(self._norm(self.norm1, x, training), training)
+        x = self._attention_branch(self._norm(self.norm1, x, training), training, residual=x)
         h = self._norm(self.norm2, x, training)  # [B, T, D]
         x, h = keep_last(x, last_tokens), keep_last(h, last_tokens)  # [B, T or n, D]
-        return x + self._mlp_branch(h, training)
+        return self._mlp_branch(h, training, residual=x)
 
     def _norm(self, norm, x, training):
         """The norm in float32, returned in the block's compute dtype."""
@@ -197,11 +205,21 @@ class TransformerBlock(keras.layers.Layer):
             return ops.cast(norm(x, training=True, fused=True), x.dtype)  # C++ where it loads
         return ops.cast(norm(x, training=training), x.dtype)
 
-    def _attention_branch(self, h, training):
-        gamma = self.gamma1 if self.layer_scale is not None else None
-        return self._residual(self.attn(h, training=training), gamma, training)
+    def _plain_residual(self, training) -> bool:
+        """Whether the residual adds its branch as it is (no layer scale, no stochastic
+        depth in this call): then the add is fused with the projection's bias."""
+        return self.layer_scale is None and not (training and self.drop_path > 0)
 
-    def _mlp_branch(self, h, training):
+    def _attention_branch(self, h, training, residual=None):
+        """Attn(h), scaled and dropped as configured; plus ``residual`` when given."""
+        if residual is not None and self._plain_residual(training):
+            return self.attn(h, training=training, residual=residual)
+        gamma = self.gamma1 if self.layer_scale is not None else None
+        branch = self._residual(self.attn(h, training=training), gamma, training)
+        return branch if residual is None else residual + branch
+
+    def _mlp_branch(self, h, training, residual=None):
+        """MLP(h), scaled and dropped as configured; plus ``residual`` when given."""
         gamma = self.gamma2 if self.layer_scale is not None else None
         # Fused kernels only in graph-mode training (set by configure_blocks): inside an
         # XLA cluster the custom gradient stops XLA's own fusion, and inference / export
@@ -212,7 +230,10 @@ class TransformerBlock(keras.layers.Layer):
         else:
             gelu = gelu_exact_fused if fused else gelu_exact
             hidden = gelu(dense(self.fc1, h, fused))  # [B, T, hidden]
-        return self._residual(dense(self.fc2, hidden, fused), gamma, training)
+        if residual is not None and self._plain_residual(training):
+            return dense(self.fc2, hidden, fused, residual)
+        branch = self._residual(dense(self.fc2, hidden, fused), gamma, training)
+        return branch if residual is None else residual + branch
 
     def _call_xla(self, x, training, last_tokens=None):
         """The block with its per-replica work XLA-compiled, for tf.distribute runs.

@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from siameseim_tf.layers import TransformerBlock, sincos_2d_embedding
-from siameseim_tf.layers.tokens import visible_indices
+from siameseim_tf.layers.tokens import take_tokens, token_range, visible_indices
 from siameseim_tf.layers.transformer import xavier_dense
 from siameseim_tf.models.metrics import LastValue
 from siameseim_tf.models.train_step import DistributedTrainingMixin
@@ -111,7 +111,7 @@ def mae_loss(pred, target_patches, mask, norm_pix: bool = True):
 def restore_indices(mask, num_visible: int):
     """Where each grid cell sits in [visible (grid order), masked (grid order)]: [B, N].
 
-    ``take_along_axis(concat([visible_tokens, mask_tokens]), restore)`` puts the tokens
+    ``take_tokens(concat([visible_tokens, mask_tokens]), restore)`` puts the tokens
     back in grid order (MAE's ``ids_restore``), consistent with :func:`visible_indices`.
     """
     mask = ops.cast(mask, "int32")  # [B, N]
@@ -272,15 +272,15 @@ class MAE(DistributedTrainingMixin, keras.Model):
             ops.cast(self.mask_token, x.dtype), ops.shape(x)[0], axis=0
         )  # [B, 1, D]
         mask_tokens = ops.repeat(mask_tokens, self.num_masked, axis=1)  # [B, M, D]
-        tokens = ops.concatenate([x[:, 1:], mask_tokens], axis=1)  # [B, N, D], shuffled
-        restore = restore_indices(mask, self.num_visible)[..., None]  # [B, N, 1]
-        tokens = ops.take_along_axis(tokens, restore, axis=1)  # [B, N, D], grid order
-        x = ops.concatenate([x[:, :1], tokens], axis=1)  # [B, 1 + N, D]
+        tokens = ops.concatenate([token_range(x, 1), mask_tokens], axis=1)  # [B, N, D], shuffled
+        restore = restore_indices(mask, self.num_visible)  # [B, N]
+        tokens = take_tokens(tokens, restore)  # [B, N, D], grid order
+        x = ops.concatenate([token_range(x, 0, 1), tokens], axis=1)  # [B, 1 + N, D]
         x = x + ops.cast(self.decoder_pos_embed, x.dtype)
         for block in self.decoder_blocks:
             x = block(x, training=training)
         x = ops.cast(self.decoder_norm(x), x.dtype)
-        return ops.cast(self.decoder_pred(x)[:, 1:], "float32")  # [B, N, P*P*3]
+        return ops.cast(token_range(self.decoder_pred(x), 1), "float32")  # [B, N, P*P*3]
 
     def target_patches(self, images):
         """The reconstruction target: (normalised if ``norm_pix_loss``) pixels [B, N, K]."""

@@ -7,7 +7,7 @@ from keras import ops
 
 from siameseim_tf.layers import TransformerBlock, relative_position_embedding, sincos_2d_embedding
 from siameseim_tf.layers.fused import forward_only
-from siameseim_tf.layers.tokens import visible_indices
+from siameseim_tf.layers.tokens import token_range, visible_indices
 from siameseim_tf.layers.transformer import xavier_dense
 from siameseim_tf.losses import unigrad_loss
 from siameseim_tf.models.metrics import LastValue
@@ -250,8 +250,8 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
         for block in self.projector_blocks:
             x = block(x, training=training)
         pos = ops.cast(self.decoder_pos_embed, x.dtype)  # [1, 1 + N, D]
-        cls = x[:, :1] + pos[:, :1]  # [B, 1, D]
-        seen = x[:, 1:] + ops.take(pos[0, 1:], visible, axis=0)  # [B, V, D]
+        cls = token_range(x, 0, 1) + pos[:, :1]  # [B, 1, D]
+        seen = token_range(x, 1) + ops.take(pos[0, 1:], visible, axis=0)  # [B, V, D]
         rel = relative_position_embedding(batch["rel_pos"], self.grid_size, self.decoder_dim)
         queries = ops.cast(self.mask_token, x.dtype) + self.decoder_pos_mlp(
             ops.cast(rel, x.dtype)
@@ -263,7 +263,7 @@ class SiameseIM(DistributedTrainingMixin, keras.Model):
         for i, block in enumerate(self.predictor_blocks):
             keep = self.num_patches if i == last else None
             x = block(x, training=training, last_tokens=keep)
-        return self.decoder_pred(x[:, -self.num_patches :])  # [B, N, D]
+        return self.decoder_pred(token_range(x, -self.num_patches))  # [B, N, D]
 
     def target_tokens(self, view2, training=False):
         """Momentum branch: all of view 2 -> targets [B, N, D], no gradient."""

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from siameseim_tf.layers import PatchEmbedding, TransformerBlock, sincos_2d_embedding
+from siameseim_tf.layers.tokens import take_tokens
 
 # name -> (embed_dim, depth, num_heads, patch_size)  (method §3 sizes; usual ViT naming)
 VIT_PRESETS: dict[str, dict[str, int]] = {
@@ -142,7 +143,7 @@ class ViTEncoder(keras.Model):
         x = self.patch_embed(images)  # [B, N, E]
         x = x + ops.cast(self.pos_embed[:, 1:], x.dtype)
         if visible_indices is not None:
-            x = ops.take_along_axis(x, ops.expand_dims(visible_indices, -1), axis=1)  # [B, V, E]
+            x = take_tokens(x, visible_indices)  # [B, V, E]
         return x
 
     def encode_tokens(self, x, training=False):

@@ -18,6 +18,7 @@ import tensorflow as tf
 from siameseim_tf.layers import TransformerBlock, gelu_exact, native
 from siameseim_tf.layers.fused import (
     bias_add_fused,
+    bias_add_residual_fused,
     bias_gelu_fused,
     gelu_exact_fused,
     layer_norm_fused,
@@ -219,6 +220,8 @@ def test_native_kernels_build_and_reject_mismatched_shapes():
         ops.sim_bias_gelu(x, tf.zeros([7]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="shapes differ"):
         ops.sim_bias_gelu_grad(x, tf.zeros([8]), tf.zeros([4, 9]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="shapes differ"):
+        ops.sim_bias_add_residual(x, tf.zeros([8]), tf.zeros([4, 9]))
 
 
 def test_fused_kernels_fall_back_to_xla_without_the_native_library(monkeypatch):
@@ -348,6 +351,29 @@ def test_fused_bias_kernels_and_their_gradients_equal_plain(kernel, backend, dty
     for a, b in zip(got, want):
         a, b = tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy()
         np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_fused_residual_bias_add_equals_the_bias_add_then_the_add(backend, dtype):
+    # One kernel for residual + (x + bias) rounds x + bias to the dtype first, as the two
+    # ops do: the same values and gradients, bit for bit, in float32 and bfloat16.
+    x, residual, weight = (
+        tf.cast(tf.random.stateless_normal((3, 67, 24), seed=(9, i)), dtype) for i in range(3)
+    )
+    bias = tf.random.stateless_normal((24,), seed=(9, 3))
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            tape.watch([x, bias, residual])
+            loss = tf.reduce_sum(tf.cast(fn() * weight, tf.float32))
+        return [fn(), *tape.gradient(loss, [x, bias, residual])]
+
+    got = run(lambda: bias_add_residual_fused(x, bias, residual, backend))
+    want = run(lambda: residual + bias_add_fused(x, bias, backend))
+    assert got[0].dtype == dtype
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
 
 
 @NEEDS_TF_BF16_KERNELS

@@ -126,6 +126,14 @@ REGISTER_OP("SimBiasAdd")
     .Attr("T: {float, bfloat16}")
     .SetShapeFn(shape_inference::UnchangedShape);
 
+REGISTER_OP("SimBiasAddResidual")
+    .Input("x: T")         // [..., C]
+    .Input("bias: T")      // [C]
+    .Input("residual: T")  // x's shape
+    .Output("y: T")        // residual + (x + bias); its gradient: dy, SimBiasAddGrad(dy), dy
+    .Attr("T: {float, bfloat16}")
+    .SetShapeFn(shape_inference::UnchangedShape);
+
 REGISTER_OP("SimBiasAddGrad")
     .Input("dy: T")    // [..., C]
     .Output("db: T")   // [C], summed in float32
@@ -315,6 +323,26 @@ class SimBiasRowsOp : public OpKernel {
 };
 
 template <typename T>
+class SimBiasAddResidualOp : public OpKernel {
+ public:
+  explicit SimBiasAddResidualOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &x = ctx->input(0), &bias = ctx->input(1), &residual = ctx->input(2);
+    int64_t rows, width;
+    OP_REQUIRES_OK(ctx, RowsAndBias(x, bias, &rows, &width));
+    SIM_REQUIRE_SAME_SHAPE(ctx, x, residual);
+    Tensor* y;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    if (rows == 0) return;
+    ParallelRows(ctx, rows, 3 * width, [&](int64_t begin, int64_t end) {
+      simblock::BiasAddResidual(In<T>(x), In<T>(bias), In<T>(residual), width, begin, end,
+                                Out<T>(y));
+    });
+  }
+};
+
+template <typename T>
 class SimBiasAddGradOp : public OpKernel {
  public:
   explicit SimBiasAddGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -350,6 +378,9 @@ class SimBiasAddGradOp : public OpKernel {
                           SimBiasGeluGradOp<T>);                                            \
   REGISTER_KERNEL_BUILDER(Name("SimBiasAdd").Device(DEVICE_CPU).TypeConstraint<T>("T"),      \
                           (SimBiasRowsOp<T, false>));                                       \
+  REGISTER_KERNEL_BUILDER(                                                                  \
+      Name("SimBiasAddResidual").Device(DEVICE_CPU).TypeConstraint<T>("T"),                 \
+      SimBiasAddResidualOp<T>);                                                             \
   REGISTER_KERNEL_BUILDER(Name("SimBiasAddGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),  \
                           SimBiasAddGradOp<T>);
 

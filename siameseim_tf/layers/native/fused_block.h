@@ -47,6 +47,11 @@ template <typename T>
 void BiasAdd(const T* x, const T* bias, int64_t width, int64_t begin, int64_t end, T* y);
 template <typename T>
 void BiasGradRows(const T* dy, int64_t width, int64_t begin, int64_t end, float* sums);
+// y = residual + (x + bias) over each row, x + bias rounded to T first as a separate
+// bias add would (the same values as the two ops, in one pass).
+template <typename T>
+void BiasAddResidual(const T* x, const T* bias, const T* residual, int64_t width,
+                     int64_t begin, int64_t end, T* y);
 
 }  // namespace simblock
 

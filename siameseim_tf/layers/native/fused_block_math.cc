@@ -229,6 +229,21 @@ void BiasAdd(const T* x, const T* bias, int64_t width, int64_t begin, int64_t en
 }
 
 template <typename T>
+void BiasAddResidual(const T* x, const T* bias, const T* residual, int64_t width,
+                     int64_t begin, int64_t end, T* y) {
+  const float* b = BiasAsFloat(bias, width);
+  for (int64_t r = begin; r < end; ++r) {
+    const T *xr = x + r * width, *rr = residual + r * width;
+    T* yr = y + r * width;
+    for (int64_t i = 0; i < width; ++i) {
+      T branch;
+      Narrow(Widen(xr[i]) + b[i], &branch);
+      Narrow(Widen(rr[i]) + Widen(branch), yr + i);
+    }
+  }
+}
+
+template <typename T>
 void BiasGradRows(const T* dy, int64_t width, int64_t begin, int64_t end, float* sums) {
   for (int64_t r = begin; r < end; ++r) {
     const T* dyr = dy + r * width;
@@ -248,7 +263,8 @@ void BiasGradRows(const T* dy, int64_t width, int64_t begin, int64_t end, float*
                                     float*);                                                   \
   template void SoftmaxBackward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);        \
   template void BiasAdd<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);                 \
-  template void BiasGradRows<T>(const T*, int64_t, int64_t, int64_t, float*);
+  template void BiasGradRows<T>(const T*, int64_t, int64_t, int64_t, float*);                 \
+  template void BiasAddResidual<T>(const T*, const T*, const T*, int64_t, int64_t, int64_t, T*);
 
 SIMBLOCK_INSTANTIATE(float)
 SIMBLOCK_INSTANTIATE(uint16_t)
