@@ -366,8 +366,9 @@ def test_fused_residual_bias_add_equals_the_bias_add_then_the_add(backend, dtype
     def run(fn):
         with tf.GradientTape() as tape:
             tape.watch([x, bias, residual])
-            loss = tf.reduce_sum(tf.cast(fn() * weight, tf.float32))
-        return [fn(), *tape.gradient(loss, [x, bias, residual])]
+            y = fn()
+            loss = tf.reduce_sum(tf.cast(y * weight, tf.float32))
+        return [y, *tape.gradient(loss, [x, bias, residual])]
 
     got = run(lambda: bias_add_residual_fused(x, bias, residual, backend))
     want = run(lambda: residual + bias_add_fused(x, bias, backend))
