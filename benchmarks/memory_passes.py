@@ -1,12 +1,15 @@
 """The train step with and without the 2026-12-06 memory-pass savings, interleaved in one
 process: the visible-token gather as one row gather (``take_tokens``), token slices whose
-gradient is a Pad (``token_range``), and the projections' bias and residual adds as one
-kernel (``SimBiasAddResidual``). The "before" model is traced with the former code paths
-put back (``take_along_axis``, strided slices, a bias add then an add); both models run
-the same step (ViT-Tiny/16 SiameseIM, 224 px, batch 32, float32 graph mode, AdamW +
-clipping), alternating every ``--steps`` steps, so that load on the host hits both alike.
+gradient is a Pad (``token_range``), the projections' bias and residual adds as one kernel
+(``SimBiasAddResidual``) and the qkv projection's bias added inside the attention kernels.
+The "before" model is traced with the former code paths of the savings named by
+``--former`` put back (``take_along_axis``, strided slices, a bias add then an add, a
+bias add over the whole qkv projection); both models run the same step (ViT-Tiny/16
+SiameseIM, 224 px, batch 32, float32 graph mode, AdamW + clipping), alternating every
+``--steps`` steps, so that load on the host hits both alike.
 
     python benchmarks/memory_passes.py --rounds 15
+    python benchmarks/memory_passes.py --former qkv_bias --rounds 15
     python benchmarks/cpu_emulation/run.py avx2 -- python benchmarks/memory_passes.py
 """
 
@@ -43,16 +46,31 @@ def _take_along_axis(x, indices):
     return ops.take_along_axis(x, ops.expand_dims(indices, -1), axis=1)
 
 
+def _attention_with_bias_add(self, x, training=False, residual=None):
+    """MultiHeadSelfAttention.call before the qkv bias went into the attention kernels."""
+    fused = training and self.fused_softmax
+    qkv = transformer.dense(self.qkv, x, fused)  # a bias add over the whole [B, T, 3D]
+    out = transformer.attention_fused(qkv, self.num_heads) if fused else None
+    if out is None:
+        out = self._attend(qkv, fused)
+    return transformer.dense(self.proj, out, fused, residual)
+
+
+FORMER_PATHS = {  # saving -> (object, attribute, the former code path)
+    "tokens": (vit, "take_tokens", _take_along_axis),
+    "slices": (siameseim, "token_range", _strided),
+    "block_slices": (transformer, "token_range", _strided),
+    "residual": (transformer.TransformerBlock, "_plain_residual", lambda *_: False),
+    "qkv_bias": (transformer.MultiHeadSelfAttention, "call", _attention_with_bias_add),
+}
+
+
 @contextlib.contextmanager
-def former_paths():
-    """The code paths before the change, for tracing the "before" step."""
+def former_paths(names):
+    """The code paths before the savings ``names``, for tracing the "before" step."""
     with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch.object(vit, "take_tokens", _take_along_axis))
-        stack.enter_context(mock.patch.object(siameseim, "token_range", _strided))
-        stack.enter_context(mock.patch.object(transformer, "token_range", _strided))
-        stack.enter_context(
-            mock.patch.object(transformer.TransformerBlock, "_plain_residual", lambda *_: False)
-        )
+        for name in names:
+            stack.enter_context(mock.patch.object(*FORMER_PATHS[name]))
         yield
 
 
@@ -61,9 +79,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--former",
+        default=",".join(FORMER_PATHS),
+        help=f"comma-separated savings to undo in the 'before' model, of {list(FORMER_PATHS)}",
+    )
     args = parser.parse_args()
+    former = args.former.split(",")
+    if unknown := set(former) - set(FORMER_PATHS):
+        parser.error(f"--former: unknown {sorted(unknown)}; known: {list(FORMER_PATHS)}")
     arguments = model_arguments("tiny", 224)
-    with former_paths():
+    with former_paths(former):
         before = keras_step(arguments, 32, False)
         before()  # traced here, under the former paths
     after = keras_step(arguments, 32, False)
@@ -81,6 +107,7 @@ def main() -> None:
             "what": "ViT-Tiny/16 SiameseIM train step, 224 px, batch 32, float32 graph mode: "
             "before / after the memory-pass savings, interleaved in one process",
             "env": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA",) if k in os.environ},
+            "former_paths_before": former,
             "rounds": args.rounds,
             "steps_per_round": args.steps,
             "step_seconds_per_round": {k: [round(s, 4) for s in t] for k, t in times.items()},

@@ -299,24 +299,47 @@ def forward_only():
         _FORWARD_ONLY.reset(token)
 
 
-def attention_fused(qkv, num_heads: int, backend: str = "auto"):
+def attention_applies(dtype, backend: str = "auto") -> bool:
+    """Whether :func:`attention_fused` runs its C++ kernels for inputs of ``dtype``."""
+    return _float32_library("attention", dtype, backend) is not None
+
+
+def attention_fused(qkv, num_heads: int, backend: str = "auto", *, bias=None):
     """Multi-head self-attention from the qkv projection ``[B, T, 3D]`` (q, k, v, then heads)
-    to ``[B, T, D]``: the C++ kernels for float32 where they load, else None (the caller
-    runs its own ops; there is no XLA kernel: XLA fuses the plain expression itself)."""
+    to ``[B, T, D]``; ``bias`` ([3D]), the projection's bias not yet added, is added inside
+    the kernels (no separate pass over the projection, and its gradient summed there too).
+    The C++ kernels for float32 where they load, else None (the caller runs its own ops;
+    there is no XLA kernel: XLA fuses the plain expression itself)."""
     import tensorflow as tf
 
     ops = _float32_library("attention", qkv.dtype, backend)
     if ops is None:
         return None
+    empty = tf.zeros([0], tf.float32)
     if _FORWARD_ONLY.get():
-        return ops.sim_attention_inference(qkv, num_heads=num_heads)
+        bias = empty if bias is None else tf.cast(bias, tf.float32)
+        return ops.sim_attention_inference(qkv, bias, num_heads=num_heads)
+
+    def forward(inputs, offset):  # [B, T, D], [B, H, T, T]
+        return ops.sim_attention(inputs, offset, num_heads=num_heads)
+
+    if bias is None:
+
+        @tf.custom_gradient
+        def attention(inputs):
+            out, probs = forward(inputs, empty)
+            return out, lambda dout: ops.sim_attention_grad(inputs, empty, probs, dout, num_heads)[
+                0
+            ]
+
+        return attention(qkv)
 
     @tf.custom_gradient
-    def attention(inputs):
-        out, probs = ops.sim_attention(inputs, num_heads=num_heads)  # [B, T, D], [B, H, T, T]
-        return out, lambda dout: ops.sim_attention_grad(inputs, probs, dout, num_heads=num_heads)
+    def biased_attention(inputs, offset):
+        out, probs = forward(inputs, offset)
+        return out, lambda dout: ops.sim_attention_grad(inputs, offset, probs, dout, num_heads)
 
-    return attention(qkv)
+    return biased_attention(qkv, tf.cast(bias, tf.float32))
 
 
 def batch_norm_fused(x, gamma, beta, epsilon: float, reduce_sum=None, backend: str = "auto"):

@@ -9,6 +9,7 @@ import numpy as np
 from keras import ops
 
 from siameseim_tf.layers.fused import (
+    attention_applies,
     attention_fused,
     bias_add_fused,
     bias_add_residual_fused,
@@ -89,10 +90,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         """``[B, T, D] -> [B, T, D]``; plus ``residual`` when given (one fused kernel with
         the projection's bias in graph-mode training)."""
         fused = training and self.fused_softmax
-        qkv = dense(self.qkv, x, fused)  # [B, T, 3D]
-        out = attention_fused(qkv, self.num_heads) if fused else None  # float32 C++ kernels
-        if out is None:
-            out = self._attend(qkv, fused)
+        if fused and attention_applies(x.dtype):  # the float32 C++ kernels add the qkv bias
+            qkv = ops.matmul(x, self.qkv.kernel)  # [B, T, 3D]
+            out = attention_fused(qkv, self.num_heads, bias=self.qkv.bias)
+        else:
+            out = self._attend(dense(self.qkv, x, fused), fused)  # [B, T, D]
         return dense(self.proj, out, fused, residual)  # [B, T, D]
 
     def _attend(self, qkv, fused: bool):

@@ -248,8 +248,9 @@ out = [y, dx, dg, db, ops.sim_gelu(x), ops.sim_gelu_grad(x, tf.cos(x))]
 out += [ops.sim_bias_gelu(x, x[0]), *ops.sim_bias_gelu_grad(x, x[0], tf.cos(x))]
 attention = native.load_attention()
 qkv = tf.reshape(tf.sin(tf.range(2 * 7 * 60, dtype=tf.float32)), (2, 7, 60))  # 2 heads of 10
-attended, probs = attention.sim_attention(qkv, num_heads=2)
-out += [attended, probs, attention.sim_attention_grad(qkv, probs, tf.cos(attended), 2)]
+bias = tf.cos(tf.range(60, dtype=tf.float32))
+attended, probs = attention.sim_attention(qkv, bias, num_heads=2)
+out += [attended, probs, *attention.sim_attention_grad(qkv, bias, probs, tf.cos(attended), 2)]
 bn = native.load_batch_norm()
 m = bn.sim_channel_moments(x, tf.reduce_mean(x, 0))
 out += [m, bn.sim_channel_dot(x, tf.sin(x), m[0])]

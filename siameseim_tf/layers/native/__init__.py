@@ -3,8 +3,8 @@ on first use and cached (:mod:`siameseim_tf.native_build`):
 
 - ``fused_block.cc``: LayerNorm forward / backward, exact GELU forward / backward, softmax's
   backward, bias add and its gradient; float32 and bfloat16;
-- ``attention.cc``: multi-head self-attention from the qkv projection, forward and
-  backward; float32;
+- ``attention.cc``: multi-head self-attention from the qkv projection (its bias added
+  inside), forward and backward; float32;
 - ``batch_norm.cc``: TokenBatchNorm's passes (channel moments, the gradient's channel sums,
   per-channel affine maps); float32.
 

@@ -34,6 +34,15 @@ Status QkvLayout(const Tensor& qkv, int64_t heads, int64_t* batch, simattention:
   return OkStatus();
 }
 
+// The bias as the maths takes it: [3D] -> its data, [0] (no bias) -> null.
+Status BiasData(const Tensor& bias, const Tensor& qkv, const float** data) {
+  if (bias.dims() != 1 || (bias.dim_size(0) != 0 && bias.dim_size(0) != qkv.dim_size(2)))
+    return errors::InvalidArgument("bias must be [", qkv.dim_size(2), "] (or [0]: none), got ",
+                                   bias.shape().DebugString());
+  *data = bias.NumElements() == 0 ? nullptr : bias.flat<float>().data();
+  return OkStatus();
+}
+
 void ParallelItems(OpKernelContext* ctx, int64_t items, const simattention::Shape& s,
                    const std::function<void(int64_t, int64_t)>& work) {
   const int64_t cost = 6 * s.tokens * s.tokens * s.head_dim;  // ~ per (batch, head), cycles
@@ -44,6 +53,7 @@ void ParallelItems(OpKernelContext* ctx, int64_t items, const simattention::Shap
 
 REGISTER_OP("SimAttention")
     .Input("qkv: float")    // [B, T, 3 * D], D = num_heads * head_dim; q, k, v then heads
+    .Input("bias: float")   // [3 * D] added to qkv, or [0]: none
     .Output("out: float")   // [B, T, D]
     .Output("probs: float") // [B, num_heads, T, T]
     .Attr("num_heads: int >= 1")
@@ -63,6 +73,7 @@ REGISTER_OP("SimAttention")
 // momentum branch): no gradient is registered, so differentiating it is an error.
 REGISTER_OP("SimAttentionInference")
     .Input("qkv: float")   // [B, T, 3 * D]
+    .Input("bias: float")  // [3 * D] or [0]
     .Output("out: float")  // [B, T, D]
     .Attr("num_heads: int >= 1")
     .SetShapeFn([](InferenceContext* c) {
@@ -76,12 +87,15 @@ REGISTER_OP("SimAttentionInference")
 
 REGISTER_OP("SimAttentionGrad")
     .Input("qkv: float")
+    .Input("bias: float")
     .Input("probs: float")
     .Input("dout: float")
     .Output("dqkv: float")
+    .Output("dbias: float")  // the bias' shape: [3 * D] or [0]
     .Attr("num_heads: int >= 1")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
+      c->set_output(1, c->input(1));
       return OkStatus();
     });
 
@@ -94,10 +108,12 @@ class SimAttentionOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& qkv = ctx->input(0);
+    const Tensor &qkv = ctx->input(0), &bias = ctx->input(1);
     int64_t batch;
     simattention::Shape s;
     OP_REQUIRES_OK(ctx, QkvLayout(qkv, heads_, &batch, &s));
+    const float* bias_data;
+    OP_REQUIRES_OK(ctx, BiasData(bias, qkv, &bias_data));
     Tensor *out, *probs = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(
                             0, TensorShape({batch, s.tokens, s.heads * s.head_dim}), &out));
@@ -107,7 +123,7 @@ class SimAttentionOp : public OpKernel {
     if (out->NumElements() == 0) return;
     float* probs_data = probs == nullptr ? nullptr : probs->flat<float>().data();
     ParallelItems(ctx, batch * s.heads, s, [&](int64_t begin, int64_t end) {
-      simattention::AttentionForward(qkv.flat<float>().data(), s, begin, end,
+      simattention::AttentionForward(qkv.flat<float>().data(), bias_data, s, begin, end,
                                      out->flat<float>().data(), probs_data);
     });
   }
@@ -123,10 +139,13 @@ class SimAttentionGradOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor &qkv = ctx->input(0), &probs = ctx->input(1), &dout = ctx->input(2);
+    const Tensor &qkv = ctx->input(0), &bias = ctx->input(1), &probs = ctx->input(2),
+                 &dout = ctx->input(3);
     int64_t batch;
     simattention::Shape s;
     OP_REQUIRES_OK(ctx, QkvLayout(qkv, heads_, &batch, &s));
+    const float* bias_data;
+    OP_REQUIRES_OK(ctx, BiasData(bias, qkv, &bias_data));
     const TensorShape probs_shape({batch, s.heads, s.tokens, s.tokens});
     const TensorShape out_shape({batch, s.tokens, s.heads * s.head_dim});
     OP_REQUIRES(ctx, probs.shape() == probs_shape && dout.shape() == out_shape,
@@ -134,14 +153,31 @@ class SimAttentionGradOp : public OpKernel {
                                         " / ", out_shape.DebugString(), ", got ",
                                         probs.shape().DebugString(), " / ",
                                         dout.shape().DebugString()));
-    Tensor* dqkv;
+    Tensor *dqkv, *dbias;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, qkv.shape(), &dqkv));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, bias.shape(), &dbias));
+    if (bias_data != nullptr) dbias->flat<float>().setZero();  // stays so without tokens
     if (dqkv->NumElements() == 0) return;
+    // Each pair sums its own columns of dqkv into row b of dbias_rows (no two pairs write
+    // the same place); the rows are summed over the batch here.
+    Tensor dbias_rows;
+    float* rows = nullptr;
+    if (bias_data != nullptr) {
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({batch, qkv.dim_size(2)}),
+                                             &dbias_rows));
+      rows = dbias_rows.flat<float>().data();
+    }
     ParallelItems(ctx, batch * s.heads, s, [&](int64_t begin, int64_t end) {
-      simattention::AttentionBackward(qkv.flat<float>().data(), probs.flat<float>().data(),
-                                      dout.flat<float>().data(), s, begin, end,
-                                      dqkv->flat<float>().data());
+      simattention::AttentionBackward(qkv.flat<float>().data(), bias_data,
+                                      probs.flat<float>().data(), dout.flat<float>().data(), s,
+                                      begin, end, dqkv->flat<float>().data(), rows);
     });
+    if (rows != nullptr) {
+      float* sum = dbias->flat<float>().data();
+      const int64_t width3 = qkv.dim_size(2);
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t j = 0; j < width3; ++j) sum[j] += rows[b * width3 + j];
+    }
   }
 
  private:

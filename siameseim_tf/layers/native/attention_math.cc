@@ -11,9 +11,11 @@
 #define Eigen SimAttentionEigen
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "attention.h"
 
@@ -48,9 +50,57 @@ struct Layout {
   }
 };
 
-ConstView Part(const float* qkv, const Layout& l, int64_t item, int part) {
-  return ConstView(qkv + l.qkv_offset(item, part), l.s.tokens, l.s.head_dim,
-                   Eigen::OuterStride<>(3 * l.width()));
+// One pair's q, k, v (part 0, 1, 2) as row-major [tokens, head_dim] matrices with row
+// stride `stride`: in place in qkv, or, with a bias, copies of them plus the bias in a
+// scratch buffer that stays in the core's cache.
+struct Operands {
+  const float* part[3];
+  int64_t stride;
+  ConstView View(int i, int64_t tokens, int64_t head_dim) const {
+    return ConstView(part[i], tokens, head_dim, Eigen::OuterStride<>(stride));
+  }
+};
+
+class PairOperands {
+ public:
+  PairOperands(const float* qkv, const float* bias, const Layout& l)
+      : qkv_(qkv), bias_(bias), l_(l), scratch_(bias == nullptr ? 0 : 3 * l.s.tokens * l.s.head_dim) {}
+
+  Operands Get(int64_t item) {
+    const int64_t t = l_.s.tokens, hd = l_.s.head_dim, row3 = 3 * l_.width();
+    Operands o{{}, bias_ == nullptr ? row3 : hd};
+    for (int part = 0; part < 3; ++part) {
+      const float* src = qkv_ + l_.qkv_offset(item, part);
+      if (bias_ == nullptr) {
+        o.part[part] = src;
+        continue;
+      }
+      const float* b = bias_ + part * l_.width() + (item % l_.s.heads) * hd;
+      float* dst = scratch_.data() + part * t * hd;
+      for (int64_t i = 0; i < t; ++i)
+        for (int64_t c = 0; c < hd; ++c) dst[i * hd + c] = src[i * row3 + c] + b[c];
+      o.part[part] = dst;
+    }
+    return o;
+  }
+
+ private:
+  const float *qkv_, *bias_;
+  const Layout& l_;
+  std::vector<float> scratch_;
+};
+
+// dbias_rows[b, part * D + h * hd + c] = sum over tokens of pair (b, h)'s dq, dk, dv column c.
+void BiasGradRows(const float* dqkv, const Layout& l, int64_t item, float* dbias_rows) {
+  const int64_t t = l.s.tokens, hd = l.s.head_dim, row3 = 3 * l.width();
+  const int64_t b = item / l.s.heads, h = item % l.s.heads;
+  for (int part = 0; part < 3; ++part) {
+    const float* g = dqkv + l.qkv_offset(item, part);
+    float* sum = dbias_rows + b * row3 + part * l.width() + h * hd;
+    std::fill(sum, sum + hd, 0.0f);
+    for (int64_t i = 0; i < t; ++i)
+      for (int64_t c = 0; c < hd; ++c) sum[c] += g[i * row3 + c];
+  }
 }
 
 void SoftmaxRows(float* s, int64_t t, float scale) {
@@ -96,26 +146,26 @@ bool TilesChosen() {
 
 bool UseTiles(const Shape& s) { return TilesChosen() && s.head_dim % Isa::kLanes == 0; }
 
-void ForwardTiles(const float* qkv, const Layout& l, int64_t begin, int64_t end, float* out,
-                  float* probs) {
+void ForwardTiles(PairOperands& operands, const Layout& l, int64_t begin, int64_t end,
+                  float* out, float* probs) {
   using simd::Product;
-  const int64_t t = l.s.tokens, hd = l.s.head_dim, row3 = 3 * l.width();
+  const int64_t t = l.s.tokens, hd = l.s.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   std::vector<float> scratch(probs == nullptr ? t * t : 0);
   simd::Transposed<Isa> k_t;
   for (int64_t item = begin; item < end; ++item) {
     float* p = probs == nullptr ? scratch.data() : probs + item * t * t;
-    const float *q = qkv + l.qkv_offset(item, 0), *v = qkv + l.qkv_offset(item, 2);
-    const simd::Panels kt = k_t.Pack(qkv + l.qkv_offset(item, 1), t, hd, row3);  // [hd, T]
-    Product<Isa>(t, q, row3, 1, kt, p, t);  // q k^T [T, T]
+    const Operands o = operands.Get(item);
+    const simd::Panels kt = k_t.Pack(o.part[1], t, hd, o.stride);  // [hd, T]
+    Product<Isa>(t, o.part[0], o.stride, 1, kt, p, t);              // q k^T [T, T]
     simd::SoftmaxRows(p, t, scale);
-    Product<Isa>(t, p, t, 1, simd::Rows<Isa>(v, t, hd, row3), out + l.out_offset(item),
-                 l.width());  // p v [T, hd]
+    Product<Isa>(t, p, t, 1, simd::Rows<Isa>(o.part[2], t, hd, o.stride),
+                 out + l.out_offset(item), l.width());  // p v [T, hd]
   }
 }
 
-void BackwardTiles(const float* qkv, const float* probs, const float* dout, const Layout& l,
-                   int64_t begin, int64_t end, float* dqkv) {
+void BackwardTiles(PairOperands& operands, const float* probs, const float* dout,
+                   const Layout& l, int64_t begin, int64_t end, float* dqkv, float* dbias_rows) {
   using simd::Product;
   using simd::Rows;
   const int64_t t = l.s.tokens, hd = l.s.head_dim, row3 = 3 * l.width(), d = l.width();
@@ -124,61 +174,69 @@ void BackwardTiles(const float* qkv, const float* probs, const float* dout, cons
   simd::Transposed<Isa> v_t;
   for (int64_t item = begin; item < end; ++item) {
     const float *p = probs + item * t * t, *g = dout + l.out_offset(item);
-    const float *q = qkv + l.qkv_offset(item, 0), *k = qkv + l.qkv_offset(item, 1);
+    const Operands o = operands.Get(item);
     float *dq = dqkv + l.qkv_offset(item, 0), *dk = dqkv + l.qkv_offset(item, 1);
     float* dv = dqkv + l.qkv_offset(item, 2);
     Product<Isa>(t, p, 1, t, Rows<Isa>(g, t, hd, d), dv, row3);  // dv = p^T g [T, hd]
-    const simd::Panels vt = v_t.Pack(qkv + l.qkv_offset(item, 2), t, hd, row3);  // [hd, T]
-    Product<Isa>(t, g, d, 1, vt, ds.data(), t);                         // dp = g v^T [T, T]
-    SoftmaxGradRows(p, ds.data(), t, scale);                            // ds / sqrt(hd)
-    Product<Isa>(t, ds.data(), t, 1, Rows<Isa>(k, t, hd, row3), dq, row3);  // dq = ds k
-    Product<Isa>(t, ds.data(), 1, t, Rows<Isa>(q, t, hd, row3), dk, row3);  // dk = ds^T q
+    const simd::Panels vt = v_t.Pack(o.part[2], t, hd, o.stride);  // [hd, T]
+    Product<Isa>(t, g, d, 1, vt, ds.data(), t);                     // dp = g v^T [T, T]
+    SoftmaxGradRows(p, ds.data(), t, scale);                        // ds / sqrt(hd)
+    Product<Isa>(t, ds.data(), t, 1, Rows<Isa>(o.part[1], t, hd, o.stride), dq, row3);  // ds k
+    Product<Isa>(t, ds.data(), 1, t, Rows<Isa>(o.part[0], t, hd, o.stride), dk, row3);  // ds^T q
+    if (dbias_rows != nullptr) BiasGradRows(dqkv, l, item, dbias_rows);
   }
 }
 #endif
 
 }  // namespace
 
-void AttentionForward(const float* qkv, Shape shape, int64_t begin, int64_t end, float* out,
-                      float* probs) {
+void AttentionForward(const float* qkv, const float* bias, Shape shape, int64_t begin,
+                      int64_t end, float* out, float* probs) {
   const Layout l{shape};
+  PairOperands operands(qkv, bias, l);
 #ifdef SIMATTENTION_TILES
-  if (UseTiles(shape)) return ForwardTiles(qkv, l, begin, end, out, probs);
+  if (UseTiles(shape)) return ForwardTiles(operands, l, begin, end, out, probs);
 #endif
-  const int64_t t = shape.tokens;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  const int64_t t = shape.tokens, hd = shape.head_dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   // Without probs (nothing will differentiate) each pair's [T, T] stays in one scratch
   // matrix that is still in cache for the next pair, instead of going out to memory.
   Matrix scratch(probs == nullptr ? t : 0, probs == nullptr ? t : 0);
   for (int64_t item = begin; item < end; ++item) {
+    const Operands o = operands.Get(item);
     Eigen::Map<Matrix> p(probs == nullptr ? scratch.data() : probs + item * t * t, t, t);
-    p.noalias() = Part(qkv, l, item, 0) * Part(qkv, l, item, 1).transpose();
+    p.noalias() = o.View(0, t, hd) * o.View(1, t, hd).transpose();
     SoftmaxRows(p.data(), t, scale);
-    View o(out + l.out_offset(item), t, shape.head_dim, Eigen::OuterStride<>(l.width()));
-    o.noalias() = p * Part(qkv, l, item, 2);  // [T, hd]
+    View out_view(out + l.out_offset(item), t, hd, Eigen::OuterStride<>(l.width()));
+    out_view.noalias() = p * o.View(2, t, hd);  // [T, hd]
   }
 }
 
-void AttentionBackward(const float* qkv, const float* probs, const float* dout, Shape shape,
-                       int64_t begin, int64_t end, float* dqkv) {
+void AttentionBackward(const float* qkv, const float* bias, const float* probs,
+                       const float* dout, Shape shape, int64_t begin, int64_t end, float* dqkv,
+                       float* dbias_rows) {
   const Layout l{shape};
+  PairOperands operands(qkv, bias, l);
 #ifdef SIMATTENTION_TILES
-  if (UseTiles(shape)) return BackwardTiles(qkv, probs, dout, l, begin, end, dqkv);
+  if (UseTiles(shape))
+    return BackwardTiles(operands, probs, dout, l, begin, end, dqkv, dbias_rows);
 #endif
   const int64_t t = shape.tokens, hd = shape.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   Matrix ds(t, t);  // scratch, reused by every item of this call
   for (int64_t item = begin; item < end; ++item) {
+    const Operands o = operands.Get(item);
     Eigen::Map<const Matrix> p(probs + item * t * t, t, t);
     ConstView g(dout + l.out_offset(item), t, hd, Eigen::OuterStride<>(l.width()));
     auto grad = [&](int part) {
       return View(dqkv + l.qkv_offset(item, part), t, hd, Eigen::OuterStride<>(3 * l.width()));
     };
-    grad(2).noalias() = p.transpose() * g;                   // dv [T, hd]
-    ds.noalias() = g * Part(qkv, l, item, 2).transpose();  // dp [T, T]
-    SoftmaxGradRows(p.data(), ds.data(), t, scale);         // ds / sqrt(hd)
-    grad(0).noalias() = ds * Part(qkv, l, item, 1);              // dq [T, hd]
-    grad(1).noalias() = ds.transpose() * Part(qkv, l, item, 0);  // dk [T, hd]
+    grad(2).noalias() = p.transpose() * g;             // dv [T, hd]
+    ds.noalias() = g * o.View(2, t, hd).transpose();   // dp [T, T]
+    SoftmaxGradRows(p.data(), ds.data(), t, scale);    // ds / sqrt(hd)
+    grad(0).noalias() = ds * o.View(1, t, hd);              // dq [T, hd]
+    grad(1).noalias() = ds.transpose() * o.View(0, t, hd);  // dk [T, hd]
+    if (dbias_rows != nullptr) BiasGradRows(dqkv, l, item, dbias_rows);
   }
 }
 
