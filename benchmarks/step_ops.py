@@ -7,6 +7,7 @@ read the shares. JSON out.
 
     python benchmarks/step_ops.py --output benchmarks/results_step_ops.json
     python benchmarks/cpu_emulation/run.py avx2 -- python benchmarks/step_ops.py
+    python benchmarks/step_ops.py --former qkv_bias   # a saving undone (memory_passes.py)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import siameseim_tf  # noqa: E402, F401 - before TensorFlow: turns on its oneDNN
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
+from benchmarks.memory_passes import FORMER_PATHS, former_paths  # noqa: E402
 from benchmarks.train_step import keras_step, model_arguments, print_report  # noqa: E402
 
 OP_EVENT = re.compile(r"^([\w/.\-]+):([A-Za-z_]\w*)$")  # "scope/op_name:OpType"
@@ -65,9 +67,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--former", default="", help=f"savings to undo, comma-separated, of {list(FORMER_PATHS)}"
+    )
     args = parser.parse_args()
-    step = keras_step(model_arguments("tiny", 224), 32, False, args.precision)
-    for _ in range(3):  # trace, build the kernels, warm up
+    former = [name for name in args.former.split(",") if name]
+    if unknown := set(former) - set(FORMER_PATHS):
+        parser.error(f"--former: unknown {sorted(unknown)}; known: {list(FORMER_PATHS)}")
+    with former_paths(former):  # traced under them
+        step = keras_step(model_arguments("tiny", 224), 32, False, args.precision)
+        step()
+    for _ in range(2):  # warm up
         step()
     by_type, by_name = profile_step(step, args.steps)
     total = sum(by_type.values())
@@ -76,6 +86,7 @@ def main() -> None:
             "what": f"ViT-Tiny/16 SiameseIM train step, 224 px, batch 32, {args.precision}, "
             "graph mode: op time by TensorFlow op type",
             "env": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA",) if k in os.environ},
+            "former_paths": former,
             "op_ms_per_step_total": round(total, 1),
             "by_type": {op: round(ms, 1) for op, ms in by_type.most_common(args.top)},
             "shares": {op: round(ms / total, 4) for op, ms in by_type.most_common(args.top)},
