@@ -64,7 +64,8 @@ struct Operands {
 class PairOperands {
  public:
   PairOperands(const float* qkv, const float* bias, const Layout& l)
-      : qkv_(qkv), bias_(bias), l_(l), scratch_(bias == nullptr ? 0 : 3 * l.s.tokens * l.s.head_dim) {}
+      : qkv_(qkv), bias_(bias), l_(l),
+        scratch_(bias == nullptr ? 0 : 3 * l.s.tokens * l.s.head_dim) {}
 
   Operands Get(int64_t item) {
     const int64_t t = l_.s.tokens, hd = l_.s.head_dim, row3 = 3 * l_.width();
