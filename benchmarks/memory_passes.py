@@ -65,6 +65,14 @@ FORMER_PATHS = {  # saving -> (object, attribute, the former code path)
 }
 
 
+def former_names(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The savings named in ``text`` (comma-separated), or the parser's error."""
+    names = [name for name in text.split(",") if name]
+    if unknown := set(names) - set(FORMER_PATHS):
+        parser.error(f"--former: unknown {sorted(unknown)}; known: {list(FORMER_PATHS)}")
+    return names
+
+
 @contextlib.contextmanager
 def former_paths(names):
     """The code paths before the savings ``names``, for tracing the "before" step."""
@@ -85,9 +93,7 @@ def main() -> None:
         help=f"comma-separated savings to undo in the 'before' model, of {list(FORMER_PATHS)}",
     )
     args = parser.parse_args()
-    former = args.former.split(",")
-    if unknown := set(former) - set(FORMER_PATHS):
-        parser.error(f"--former: unknown {sorted(unknown)}; known: {list(FORMER_PATHS)}")
+    former = former_names(parser, args.former)
     arguments = model_arguments("tiny", 224)
     with former_paths(former):
         before = keras_step(arguments, 32, False)

@@ -31,7 +31,7 @@ import siameseim_tf  # noqa: E402, F401 - before TensorFlow: turns on its oneDNN
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-from benchmarks.memory_passes import FORMER_PATHS, former_paths  # noqa: E402
+from benchmarks.memory_passes import FORMER_PATHS, former_names, former_paths  # noqa: E402
 from benchmarks.train_step import keras_step, model_arguments, print_report  # noqa: E402
 
 OP_EVENT = re.compile(r"^([\w/.\-]+):([A-Za-z_]\w*)$")  # "scope/op_name:OpType"
@@ -71,9 +71,7 @@ def main() -> None:
         "--former", default="", help=f"savings to undo, comma-separated, of {list(FORMER_PATHS)}"
     )
     args = parser.parse_args()
-    former = [name for name in args.former.split(",") if name]
-    if unknown := set(former) - set(FORMER_PATHS):
-        parser.error(f"--former: unknown {sorted(unknown)}; known: {list(FORMER_PATHS)}")
+    former = former_names(parser, args.former)
     with former_paths(former):  # traced under them
         step = keras_step(model_arguments("tiny", 224), 32, False, args.precision)
         step()

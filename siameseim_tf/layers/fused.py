@@ -315,31 +315,17 @@ def attention_fused(qkv, num_heads: int, backend: str = "auto", *, bias=None):
     ops = _float32_library("attention", qkv.dtype, backend)
     if ops is None:
         return None
-    empty = tf.zeros([0], tf.float32)
+    bias = tf.zeros([0]) if bias is None else tf.cast(bias, tf.float32)  # [0]: no bias
     if _FORWARD_ONLY.get():
-        bias = empty if bias is None else tf.cast(bias, tf.float32)
         return ops.sim_attention_inference(qkv, bias, num_heads=num_heads)
 
-    def forward(inputs, offset):  # [B, T, D], [B, H, T, T]
-        return ops.sim_attention(inputs, offset, num_heads=num_heads)
-
-    if bias is None:
-
-        @tf.custom_gradient
-        def attention(inputs):
-            out, probs = forward(inputs, empty)
-            return out, lambda dout: ops.sim_attention_grad(inputs, empty, probs, dout, num_heads)[
-                0
-            ]
-
-        return attention(qkv)
-
     @tf.custom_gradient
-    def biased_attention(inputs, offset):
-        out, probs = forward(inputs, offset)
+    def attention(inputs, offset):
+        # [B, T, D], [B, H, T, T]
+        out, probs = ops.sim_attention(inputs, offset, num_heads=num_heads)
         return out, lambda dout: ops.sim_attention_grad(inputs, offset, probs, dout, num_heads)
 
-    return biased_attention(qkv, tf.cast(bias, tf.float32))
+    return attention(qkv, bias)
 
 
 def batch_norm_fused(x, gamma, beta, epsilon: float, reduce_sum=None, backend: str = "auto"):
