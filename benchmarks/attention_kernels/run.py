@@ -8,6 +8,7 @@ round's best-of-7 times and the GFLOP/s they mean (forward 4 T^2 hd, backward 8 
 
     python benchmarks/attention_kernels/run.py
     SIAMESEIM_MARCH=x86-64-v3 python benchmarks/attention_kernels/run.py  # an AVX2 build
+    python benchmarks/attention_kernels/run.py --bias  # with the qkv bias, as training runs
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--bias", action="store_true", help="add the qkv bias inside the kernels, as training does"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         binary = Path(tmp) / "attention_kernels"
@@ -54,9 +58,14 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, value in (("tiles", "1"), ("eigen", "0")):
                 env = {**os.environ, "SIAMESEIM_ATTENTION_TILES": value}
-                out = subprocess.run([str(binary)], env=env, capture_output=True, text=True)
+                command = [str(binary), "7", "1" if args.bias else "0"]
+                out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
                 runs[name].append(json.loads(out.stdout))
-    report = {"march": os.environ.get("SIAMESEIM_MARCH", "native"), "rounds": args.rounds}
+    report = {
+        "march": os.environ.get("SIAMESEIM_MARCH", "native"),
+        "rounds": args.rounds,
+        "qkv_bias": args.bias,
+    }
     for name, rounds in runs.items():
         report[name] = {}
         for tokens in rounds[0]:
