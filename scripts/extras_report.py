@@ -22,21 +22,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 DEFAULT = ["tf", "gpu", "cpu", "dev", "tf,export", "gpu,export,serving", "cpu,export,serving"]
-# Distributions that install the `tensorflow` package directory.
-TENSORFLOW_DISTRIBUTIONS = {
-    "tensorflow",
-    "tensorflow-cpu",
-    "tensorflow-gpu",
-    "tensorflow-intel",
-    "tensorflow-macos",
-    "tf-nightly",
-    "tf-nightly-cpu",
-}
 
-
-def canonical(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
+from siameseim_tf.install import TENSORFLOW_DISTRIBUTIONS, canonical  # noqa: E402
 
 
 def resolve(extras: str) -> dict[str, str]:

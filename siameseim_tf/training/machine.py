@@ -72,6 +72,14 @@ def _tensorflow_line() -> Finding:
     return Finding("tensorflow", value, warning=missing)
 
 
+def _install_lines() -> list[Finding]:
+    """A warning when two TensorFlow distributions share this environment."""
+    from siameseim_tf.install import tensorflow_collision_hint
+
+    hint = tensorflow_collision_hint()
+    return [Finding("install", hint, warning=True)] if hint else []
+
+
 def _onednn_rewrites() -> tuple[str, bool]:
     """(whether TensorFlow's oneDNN graph rewrites are on and why, whether they are missing
     where siameseim_tf would have turned them on: see siameseim_tf/__init__)."""
@@ -141,7 +149,7 @@ def machine_report(precision: str = "auto", batch_norm: bool = True) -> list[Fin
     from siameseim_tf.hardware import resolve_precision, xla_rule
     from siameseim_tf.training.run import xla_mode
 
-    lines = [_tensorflow_line(), _cpu_line(), *_devices_lines()]
+    lines = [_tensorflow_line(), *_install_lines(), _cpu_line(), *_devices_lines()]
     policy, reason = resolve_precision(precision)
     lines.append(Finding("precision", f"{policy} ({reason})"))
     what = {"step": "on, the whole train step", "blocks": "on, each replica's blocks"}

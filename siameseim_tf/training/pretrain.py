@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from siameseim_tf.install import tensorflow_collision_hint
 from siameseim_tf.training.methods import METHODS as ALL_METHODS
 from siameseim_tf.training.methods import get_method
 from siameseim_tf.training.optimizer import make_optimizer
@@ -215,8 +216,9 @@ def pretrain(
     image_size, patch_size = model_args["image_size"], model_args["patch_size"]
     xla = xla_mode(jit_compile, strategy, policy)
     batch_norm = uses_batch_norm(method, model_args)  # for the start-up line below
-    if hint := gpu_hint():
-        say(f"WARNING [pretrain] {hint}")
+    for hint in (tensorflow_collision_hint(), gpu_hint()):
+        if hint:
+            say(f"WARNING [pretrain] {hint}")
     say(
         f"[pretrain] {source.name}: {source.num_images} images"
         + (f" ({source.report.count} skipped)" if getattr(source, "report", None) else "")
