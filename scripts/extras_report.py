@@ -23,9 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DEFAULT = ["tf", "gpu", "cpu", "dev", "tf,export", "gpu,export,serving", "cpu,export,serving"]
 
 from siameseim_tf.install import TENSORFLOW_DISTRIBUTIONS, canonical  # noqa: E402
+
+DEFAULT = ["tf", "gpu", "cpu", "dev", "tf,export", "gpu,export,serving", "cpu,export,serving"]
 
 
 def resolve(extras: str) -> dict[str, str]:

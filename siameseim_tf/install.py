@@ -35,16 +35,14 @@ def canonical(name: str) -> str:
 
 
 def _installed() -> list[tuple[str, list[str]]]:
-    """(name, files) of every installed TensorFlow distribution; the files (a 15 000-line
-    record for TensorFlow) are read only when there are two or more of them."""
-    dists = [
-        d
-        for d in metadata.distributions()
-        if canonical(d.metadata["Name"] or "") in TENSORFLOW_DISTRIBUTIONS
-    ]
-    if len(dists) < 2:
-        return [(canonical(d.metadata["Name"]), []) for d in dists]
-    return [(canonical(d.metadata["Name"]), [str(f) for f in d.files or []]) for d in dists]
+    """(name, files) of the installed TensorFlow distributions when there are two or more
+    ([] otherwise: one cannot collide, and its record, 15 000 lines for TensorFlow, is not
+    read)."""
+    names = ((canonical(d.metadata["Name"] or ""), d) for d in metadata.distributions())
+    found = [(name, d) for name, d in names if name in TENSORFLOW_DISTRIBUTIONS]
+    if len(found) < 2:
+        return []
+    return [(name, [str(f) for f in d.files or []]) for name, d in found]
 
 
 def colliding_tensorflows(installed: Iterable[tuple[str, list[str]]] | None = None) -> list[str]:

@@ -46,10 +46,11 @@ int main(int argc, char** argv) {
       simattention::AttentionForward(qkv.data(), bias_or_null, shape, 0, items, out.data(),
                                      probs.data());
       const double b = Now();
-      simattention::AttentionBackward(qkv.data(), bias_or_null, probs.data(), dout.data(), shape, 0,
-                                      items, dqkv.data(), dbias_rows_or_null);
+      simattention::AttentionBackward(qkv.data(), bias_or_null, probs.data(), dout.data(), shape,
+                                      0, items, dqkv.data(), dbias_rows_or_null);
       const double c = Now();
-      simattention::AttentionForward(qkv.data(), bias_or_null, shape, 0, items, out.data(), nullptr);
+      simattention::AttentionForward(qkv.data(), bias_or_null, shape, 0, items, out.data(),
+                                     nullptr);
       const double d = Now();
       forward = std::min(forward, b - a);
       backward = std::min(backward, c - b);
