@@ -198,6 +198,7 @@ print(native.attention_status(), json.dumps(out))
 
 
 _AVX2 = pytest.mark.skipif(not {"avx2", "fma"} <= cpu_flags(), reason="the CPU has no AVX2 + FMA")
+_AVX_SLOW = [pytest.mark.slow, pytest.mark.skipif("avx" not in cpu_flags(), reason="no AVX")]
 
 
 @pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")  # the 1-token case
@@ -207,6 +208,9 @@ _AVX2 = pytest.mark.skipif(not {"avx2", "fma"} <= cpu_flags(), reason="the CPU h
     [
         # an AVX2 CPU's build (x86-64-v3): attention_simd.h's AVX2 tiles
         pytest.param({"SIAMESEIM_MARCH": "x86-64-v3"}, id="avx2-build", marks=_AVX2),
+        # a CPU with AVX but no AVX2 / FMA (Sandy Bridge, the oldest kind TensorFlow's
+        # wheels run on): no tiles compiled, Eigen's products (built apart: ~15 s of g++)
+        pytest.param({"SIAMESEIM_MARCH": "sandybridge"}, id="avx-build", marks=_AVX_SLOW),
         # this CPU's build, each kind of product forced (the default picks one of them)
         pytest.param({"SIAMESEIM_ATTENTION_TILES": "1"}, id="tiles"),
         pytest.param({"SIAMESEIM_ATTENTION_TILES": "0"}, id="eigen"),
