@@ -13,17 +13,18 @@ import pytest
 from benchmarks.cpu_emulation.run import emulated_env
 
 ROOT = Path(__file__).resolve().parents[1]
-# avx2, fma, avx512f, avx512_vnni straight from CPUID (leaf 1 ECX 12, leaf 7 EBX 5 / 16, ECX 11)
+# avx2, fma, avx512f, avx512_vnni, avx straight from CPUID (leaf 1 ECX 12 / 28, leaf 7 EBX 5 /
+# 16, ECX 11)
 PROBE = r"""
 #include <cpuid.h>
 #include <stdio.h>
 const char *features(void) {
-  static char text[16];
+  static char text[24];
   unsigned a, b, c, d, fma;
   __cpuid(1, a, b, fma, d);
   __cpuid_count(7, 0, a, b, c, d);
-  snprintf(text, sizeof text, "%u %u %u %u", (b >> 5) & 1, (fma >> 12) & 1, (b >> 16) & 1,
-           (c >> 11) & 1);
+  snprintf(text, sizeof text, "%u %u %u %u %u", (b >> 5) & 1, (fma >> 12) & 1, (b >> 16) & 1,
+           (c >> 11) & 1, (fma >> 28) & 1);
   return text;
 }
 int main(void) { puts(features()); return 0; }
@@ -63,14 +64,18 @@ def _features(command: list[str], level: str | None) -> list[int]:
 
 
 def test_avx2_mask_hides_avx512_and_keeps_avx2(probe):
-    assert _features([str(probe)], "avx2") == [1, 1, 0, 0]
+    assert _features([str(probe)], "avx2") == [1, 1, 0, 0, 1]
+
+
+def test_avx_mask_hides_avx2_and_fma(probe):
+    assert _features([str(probe)], "avx") == [0, 0, 0, 0, 1]
 
 
 def test_avx512_mask_keeps_avx512f_and_hides_vnni(probe):
     native = _features([str(probe)], None)
     if not native[2]:
         pytest.skip("this CPU has no AVX-512 to keep")
-    assert _features([str(probe)], "avx512") == [1, 1, 1, 0]
+    assert _features([str(probe)], "avx512") == [1, 1, 1, 0, 1]
 
 
 def test_python_faulthandler_is_chained_not_replacing_the_mask(probe):
@@ -81,7 +86,7 @@ def test_python_faulthandler_is_chained_not_replacing_the_mask(probe):
         f"lib = ctypes.CDLL({str(probe) + '.so'!r}); lib.features.restype = ctypes.c_char_p; "
         "print(lib.features().decode())"
     )
-    assert _features([sys.executable, "-c", code], "avx2") == [1, 1, 0, 0]
+    assert _features([sys.executable, "-c", code], "avx2") == [1, 1, 0, 0, 1]
     crash = "import ctypes, faulthandler; faulthandler.enable(); ctypes.string_at(0)"
     env = emulated_env("avx2", os.environ)
     done = subprocess.run([sys.executable, "-c", crash], env=env, capture_output=True, text=True)

@@ -1,5 +1,6 @@
-/* Makes a process see an older x86-64 CPU than the one it runs on: AVX2 + FMA only
- * (CPUID_MASK=avx2) or AVX-512 without VNNI, bf16 and AMX (CPUID_MASK=avx512).
+/* Makes a process see an older x86-64 CPU than the one it runs on: AVX only
+ * (CPUID_MASK=avx), AVX2 + FMA only (CPUID_MASK=avx2) or AVX-512 without VNNI, bf16 and
+ * AMX (CPUID_MASK=avx512).
  *
  * Why: the environment caps (ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS,
  * --xla_cpu_max_isa) do not reach every library. XLA hands dots to YNNPACK, which picks
@@ -38,10 +39,16 @@ static long set_cpuid(int enabled) { return syscall(SYS_arch_prctl, ARCH_SET_CPU
  * AVX-512, AMX, VNNI, bf16. CPUID_MASK=avx512: a Skylake-SP server (AVX-512 F/CD/BW/DQ/VL
  * only): no VNNI, VBMI, bf16, fp16, AMX. */
 static int keep_avx512;
+static int avx_only; /* CPUID_MASK=avx: Sandy Bridge (AVX; no AVX2, FMA, F16C, BMI) */
 
 static void mask(uint32_t leaf, uint32_t subleaf, uint32_t r[4]) {
   /* r = {eax, ebx, ecx, edx} */
-  if (leaf == 7 && subleaf == 0) {
+  if (leaf == 1 && avx_only) {
+    /* ECX: fma 12, movbe 22, f16c 29 */
+    r[2] &= ~((1u << 12) | (1u << 22) | (1u << 29));
+  } else if (leaf == 7 && subleaf == 0) {
+    /* EBX: bmi1 3, avx2 5, bmi2 8 (AVX-only CPUs) */
+    if (avx_only) r[1] &= ~((1u << 3) | (1u << 5) | (1u << 8));
     /* EBX: avx512f 16, dq 17, ifma 21, pf 26, er 27, cd 28, bw 30, vl 31 */
     uint32_t skylake = (1u << 16) | (1u << 17) | (1u << 28) | (1u << 30) | (1u << 31);
     r[1] &= ~((1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) | (1u << 27) | (1u << 28) |
@@ -118,6 +125,7 @@ __attribute__((constructor)) static void install(void) {
   real_sigaction = dlsym(RTLD_NEXT, "sigaction");
   const char *level = getenv("CPUID_MASK");
   keep_avx512 = level && strcmp(level, "avx512") == 0;
+  avx_only = level && strcmp(level, "avx") == 0;
   struct sigaction own;
   memset(&own, 0, sizeof own);
   own.sa_sigaction = on_segv;

@@ -3,9 +3,10 @@
     python benchmarks/cpu_emulation/run.py avx2 -- python benchmarks/train_step.py ...
     python benchmarks/cpu_emulation/run.py avx512 -- python -m pytest -q -m "not slow"
 
-``avx2``: an AVX2 + FMA CPU without AVX-512, VNNI, bf16 or AMX (Haswell to Alder Lake
-clients, AMD Zen 1-3). ``avx512``: a Skylake-SP / Cascade Lake server's float32 features
-(AVX-512 F/CD/BW/DQ/VL; no bf16, AMX, VBMI or VNNI).
+``avx``: an AVX CPU without AVX2, FMA, F16C or BMI (Sandy Bridge; TensorFlow 2.21's wheel
+still runs there). ``avx2``: an AVX2 + FMA CPU without AVX-512, VNNI, bf16 or AMX (Haswell
+to Alder Lake clients, AMD Zen 1-3). ``avx512``: a Skylake-SP / Cascade Lake server's
+float32 features (AVX-512 F/CD/BW/DQ/VL; no bf16, AMX, VBMI or VNNI).
 
 Two layers, both needed:
 - the libraries' own caps (oneDNN, MKL, PyTorch's ATen, XLA's code generator, and this
@@ -35,6 +36,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 CAPS = {
+    "avx": {
+        "ONEDNN_MAX_CPU_ISA": "AVX",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX",
+        "ATEN_CPU_CAPABILITY": "default",
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX",
+        "SIAMESEIM_MARCH": "sandybridge",
+    },
     "avx2": {
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "MKL_ENABLE_INSTRUCTIONS": "AVX2",
