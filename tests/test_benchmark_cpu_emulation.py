@@ -20,11 +20,11 @@ PROBE = r"""
 #include <stdio.h>
 const char *features(void) {
   static char text[24];
-  unsigned a, b, c, d, fma;
-  __cpuid(1, a, b, fma, d);
+  unsigned a, b, c, d, ecx1;
+  __cpuid(1, a, b, ecx1, d);
   __cpuid_count(7, 0, a, b, c, d);
-  snprintf(text, sizeof text, "%u %u %u %u %u", (b >> 5) & 1, (fma >> 12) & 1, (b >> 16) & 1,
-           (c >> 11) & 1, (fma >> 28) & 1);
+  snprintf(text, sizeof text, "%u %u %u %u %u", (b >> 5) & 1, (ecx1 >> 12) & 1, (b >> 16) & 1,
+           (c >> 11) & 1, (ecx1 >> 28) & 1);
   return text;
 }
 int main(void) { puts(features()); return 0; }
