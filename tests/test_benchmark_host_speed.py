@@ -1,0 +1,35 @@
+"""benchmarks/host_speed.py: the FMA loop really runs and its GFLOP/s are physical."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from benchmarks.host_speed import build, cpu_has_avx2_fma, gflops_per_core, main
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("gcc") is None or not cpu_has_avx2_fma(),
+    reason="the FMA loop needs gcc and a CPU with AVX2 and FMA",
+)
+
+# 2 FMA ports x 8 lanes x 2 flops at 6 GHz: no core of today reaches it
+PHYSICAL_LIMIT = 2 * 8 * 2 * 6.0
+
+
+def test_reading_is_below_the_physical_limit_and_scales_with_the_work(tmp_path):
+    binary = build(tmp_path)
+    short = gflops_per_core(binary, 2_000_000)
+    long = gflops_per_core(binary, 8_000_000)  # four times the work, about four times the time
+    assert 0 < short < PHYSICAL_LIMIT and 0 < long < PHYSICAL_LIMIT
+    assert 0.5 < long / short < 2.0
+
+
+def test_report_holds_every_reading_and_their_median(tmp_path, capsys):
+    output = tmp_path / "host.json"
+    assert main(["--repeats", "3", "--iterations", "2000000", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert len(report["fma_loop_gflops_per_core"]) == 3
+    assert report["median"] == sorted(report["fma_loop_gflops_per_core"])[1]
+    assert json.loads(capsys.readouterr().out) == report
