@@ -84,21 +84,28 @@ def gflops_per_core(binary: Path, iterations: int) -> float:
     return iterations * CHAINS * LANES * 2 / seconds / 1e9
 
 
+def readings(repeats: int = 3, iterations: int = 100_000_000) -> list[float] | None:
+    """``repeats`` readings of the loop, GFLOP/s per core; None where it cannot run."""
+    if shutil.which("gcc") is None or not cpu_has_avx2_fma():
+        return None
+    with tempfile.TemporaryDirectory() as directory:
+        binary = build(Path(directory))
+        return [gflops_per_core(binary, iterations) for _ in range(repeats)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=100_000_000)
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args(argv)
-    if shutil.which("gcc") is None or not cpu_has_avx2_fma():
+    values = readings(args.repeats, args.iterations)
+    if values is None:
         print("host_speed.py needs gcc and a CPU with AVX2 and FMA", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as directory:
-        binary = build(Path(directory))
-        readings = [gflops_per_core(binary, args.iterations) for _ in range(args.repeats)]
     report = {
-        "fma_loop_gflops_per_core": readings,
-        "median": statistics.median(readings),
+        "fma_loop_gflops_per_core": values,
+        "median": statistics.median(values),
         "what": f"{CHAINS} independent chains of {LANES}-lane float32 FMAs (AVX2), one core",
     }
     text = json.dumps(report, indent=2)

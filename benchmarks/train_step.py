@@ -40,6 +40,7 @@ import siameseim_tf  # noqa: E402, F401 - before TensorFlow: turns on its oneDNN
 
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import host_speed  # noqa: E402
 from benchmarks.intel_mkl import mkl_code_path, torch_env  # noqa: E402
 from benchmarks.step_env import emit as print_report  # noqa: E402
 from siameseim_tf import SiameseIM  # noqa: E402
@@ -387,6 +388,8 @@ def main() -> None:
             "cpu_flags": relevant_cpu_flags(),
             "cpus": os.cpu_count(),
             "load_average_start": os.getloadavg(),
+            # whether the host let this machine run at full speed (docs/speed.md)
+            "fma_loop_gflops_per_core_start": host_speed.readings(),
         },
         "env": recorded_env(),
         "batch_size": args.batch_size,
@@ -398,6 +401,7 @@ def main() -> None:
     for preset in args.presets:
         report["runs"] += measure_preset(preset, args, variants)
     report["machine"]["load_average_end"] = os.getloadavg()
+    report["machine"]["fma_loop_gflops_per_core_end"] = host_speed.readings()
     print_report(report, args.output)
 
 

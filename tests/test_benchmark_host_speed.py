@@ -7,9 +7,10 @@ import shutil
 
 import pytest
 
-from benchmarks.host_speed import build, cpu_has_avx2_fma, gflops_per_core, main
+from benchmarks import host_speed
+from benchmarks.host_speed import build, cpu_has_avx2_fma, gflops_per_core, main, readings
 
-pytestmark = pytest.mark.skipif(
+needs_the_loop = pytest.mark.skipif(
     shutil.which("gcc") is None or not cpu_has_avx2_fma(),
     reason="the FMA loop needs gcc and a CPU with AVX2 and FMA",
 )
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.skipif(
 PHYSICAL_LIMIT = 2 * 8 * 2 * 6.0
 
 
+@needs_the_loop
 def test_reading_is_below_the_physical_limit_and_scales_with_the_work(tmp_path):
     binary = build(tmp_path)
     short = gflops_per_core(binary, 2_000_000)
@@ -26,6 +28,7 @@ def test_reading_is_below_the_physical_limit_and_scales_with_the_work(tmp_path):
     assert 0.5 < long / short < 2.0
 
 
+@needs_the_loop
 def test_report_holds_every_reading_and_their_median(tmp_path, capsys):
     output = tmp_path / "host.json"
     assert main(["--repeats", "3", "--iterations", "2000000", "--output", str(output)]) == 0
@@ -33,3 +36,15 @@ def test_report_holds_every_reading_and_their_median(tmp_path, capsys):
     assert len(report["fma_loop_gflops_per_core"]) == 3
     assert report["median"] == sorted(report["fma_loop_gflops_per_core"])[1]
     assert json.loads(capsys.readouterr().out) == report
+
+
+@needs_the_loop
+def test_readings_for_a_benchmark_report():
+    values = readings(repeats=2, iterations=2_000_000)
+    assert len(values) == 2 and all(0 < v < PHYSICAL_LIMIT for v in values)
+
+
+def test_readings_are_none_where_the_loop_cannot_run(monkeypatch):
+    monkeypatch.setattr(host_speed, "cpu_has_avx2_fma", lambda: False)
+    assert readings(repeats=1, iterations=1000) is None
+    assert main(["--repeats", "1"]) == 2
