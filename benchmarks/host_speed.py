@@ -89,8 +89,12 @@ def readings(repeats: int = 3, iterations: int = 100_000_000) -> list[float] | N
     if shutil.which("gcc") is None or not cpu_has_avx2_fma():
         return None
     with tempfile.TemporaryDirectory() as directory:
-        binary = build(Path(directory))
-        return [gflops_per_core(binary, iterations) for _ in range(repeats)]
+        try:
+            binary = build(Path(directory))
+            return [gflops_per_core(binary, iterations) for _ in range(repeats)]
+        except (OSError, subprocess.CalledProcessError) as error:
+            print(f"host_speed: the FMA loop did not run: {error}", file=sys.stderr)
+            return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,3 +48,11 @@ def test_readings_are_none_where_the_loop_cannot_run(monkeypatch):
     monkeypatch.setattr(host_speed, "cpu_has_avx2_fma", lambda: False)
     assert readings(repeats=1, iterations=1000) is None
     assert main(["--repeats", "1"]) == 2
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to fail a build")
+def test_readings_are_none_when_the_loop_does_not_build(monkeypatch, capsys):
+    monkeypatch.setattr(host_speed, "cpu_has_avx2_fma", lambda: True)
+    monkeypatch.setattr(host_speed, "SOURCE", "this is not C")
+    assert readings(repeats=1, iterations=1000) is None
+    assert "the FMA loop did not run" in capsys.readouterr().err
