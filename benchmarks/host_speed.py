@@ -15,13 +15,16 @@ Needs gcc and an x86-64 CPU with AVX2 and FMA (it says so and exits 2 otherwise)
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.step_env import emit  # noqa: E402
+from siameseim_tf.hardware import cpu_flags  # noqa: E402
 
 CHAINS = 12  # independent accumulators: more than FMA latency x ports (4 x 2)
 LANES = 8  # float32 lanes of a 256-bit register
@@ -52,15 +55,7 @@ int main(int argc, char **argv) {
 
 def cpu_has_avx2_fma() -> bool:
     """Whether /proc/cpuinfo lists both avx2 and fma (Linux x86-64)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
-        [],
-    )
-    return "avx2" in flags and "fma" in flags
+    return {"avx2", "fma"} <= cpu_flags()
 
 
 def build(directory: Path) -> Path:
@@ -112,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "median": statistics.median(values),
         "what": f"{CHAINS} independent chains of {LANES}-lane float32 FMAs (AVX2), one core",
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    emit(report, args.output)
     return 0
 
 

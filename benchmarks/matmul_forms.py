@@ -13,12 +13,15 @@ each form is timed round-robin with the others, graph mode, all cores.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import tensorflow as tf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.step_env import capped_env, emit  # noqa: E402
 
 # name: (rows, in, out) of x [rows, in] @ w [in, out]; rows = 32 images x tokens
 # (79: online encoder, 197: momentum encoder, 275: predictor)
@@ -90,14 +93,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--output")
     args = parser.parse_args()
-    report = {
-        "env": {k: v for k, v in os.environ.items() if k.startswith(("ONEDNN", "XLA", "MKL"))},
-        "gflops": measure(args.rounds, args.calls),
-    }
-    text = json.dumps(report, indent=2)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
+    emit({"env": capped_env(), "gflops": measure(args.rounds, args.calls)}, args.output)
 
 
 if __name__ == "__main__":
