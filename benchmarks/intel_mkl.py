@@ -10,6 +10,13 @@ vendor check answered "Intel" (``LD_PRELOAD`` of a two-line library defining MKL
 ``mkl_serv_intel_cpu_true`` and ``mkl_serv_intel_cpu``, a known workaround); on an Intel
 CPU this changes nothing. The figures are reported beside the stock ones, never instead of
 them: on AMD the stock figure is what a user of the authors' code gets.
+
+The other answer, "not Intel", gives an Intel CPU the path MKL takes on AMD CPUs: the
+``amd`` vendor of ``torch_env``. With this MKL its float32 GEMM is the generic path there
+(SSE kernels: pytorch/builder#504 found them on a Ryzen 3700X; PyTorch's maintainers
+recommend the "Intel" shim to AMD users in pytorch/builder#1245), so an Intel CPU made to
+look like an AVX2 one (benchmarks/cpu_emulation) and told "not Intel" runs the authors'
+code down the code path of an AVX2 AMD CPU (Zen 1-3); the cores stay Intel's.
 """
 
 from __future__ import annotations
@@ -23,14 +30,18 @@ import sys
 from pathlib import Path
 
 # MKL asks both (measured: answering only the first leaves the generic path)
-_SHIM_SOURCE = """int mkl_serv_intel_cpu_true(void) { return 1; }
-int mkl_serv_intel_cpu(void) { return 1; }
+_SHIM_TEMPLATE = """int mkl_serv_intel_cpu_true(void) {{ return {answer}; }}
+int mkl_serv_intel_cpu(void) {{ return {answer}; }}
 """
+# what MKL's vendor check answers under each ``vendor`` of torch_env (None: not asked)
+VENDOR_ANSWERS = {"stock": None, "intel": 1, "amd": 0}
 
 
-def shim_library() -> Path:
-    """The LD_PRELOAD library (built once with the system compiler, cached); raises
-    RuntimeError with the reason when it cannot be built."""
+def shim_library(answer: int = 1) -> Path:
+    """The LD_PRELOAD library answering MKL's vendor check ``answer`` (1 Intel, 0 not), built
+    once with the system compiler and cached; raises RuntimeError with the reason when it
+    cannot be built."""
+    shim_source = _SHIM_TEMPLATE.format(answer=int(answer))
     from siameseim_tf import native_build
 
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
@@ -38,10 +49,11 @@ def shim_library() -> Path:
         raise RuntimeError("cannot build the MKL shim: no C compiler (cc, gcc) on PATH")
     folder = native_build.cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"mkl_intel_path_{hashlib.sha256(_SHIM_SOURCE.encode()).hexdigest()[:8]}.so"
+    digest = hashlib.sha256(shim_source.encode()).hexdigest()[:8]
+    target = folder / f"mkl_vendor_{digest}.so"
     if not target.exists():
-        source = folder / "mkl_intel_path.c"
-        source.write_text(_SHIM_SOURCE)
+        source = folder / f"mkl_vendor_{digest}.{os.getpid()}.c"
+        source.write_text(shim_source)
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
         done = subprocess.run(
             [compiler, "-shared", "-fPIC", "-O2", str(source), "-o", str(tmp)],
@@ -54,11 +66,16 @@ def shim_library() -> Path:
     return target
 
 
-def torch_env(intel_path: bool, base: dict | None = None) -> dict:
-    """``base`` (default: this process's environment), with the shim preloaded if asked."""
+def torch_env(vendor: str = "stock", base: dict | None = None) -> dict:
+    """``base`` (default: this process's environment) for a PyTorch process whose MKL takes
+    ``vendor``'s code path: "stock" (this CPU's own), "intel" or "amd" (a shim preloaded)."""
+    if vendor not in VENDOR_ANSWERS:
+        raise ValueError(f"vendor must be one of {sorted(VENDOR_ANSWERS)}, got {vendor!r}")
     env = dict(os.environ if base is None else base)
-    if intel_path:
-        env["LD_PRELOAD"] = " ".join(filter(None, [str(shim_library()), env.get("LD_PRELOAD")]))
+    answer = VENDOR_ANSWERS[vendor]
+    if answer is not None:
+        shim = str(shim_library(answer))
+        env["LD_PRELOAD"] = " ".join(filter(None, [shim, env.get("LD_PRELOAD")]))
     return env
 
 

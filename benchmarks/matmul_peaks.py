@@ -2,7 +2,8 @@
 
 Says whether a train-step ratio against the PyTorch reference comes from the GEMM kernels
 or from the rest of the step. "torch_intel_mkl" is PyTorch with MKL's Intel code path
-(benchmarks/intel_mkl.py; the same as "torch" on Intel CPUs). Each library runs in its own
+(benchmarks/intel_mkl.py; the same as "torch" on Intel CPUs), "torch_amd_mkl" with the path MKL
+takes on AMD CPUs (its generic one). Each library runs in its own
 process (their thread pools would fight in one), on all cores, one after the other; the
 shapes are a square and the two MLP matmuls of ViT-Tiny on a batch of 32 x 197 tokens.
 
@@ -26,7 +27,9 @@ from siameseim_tf.hardware import onednn_capped_below_native_bf16, onednn_isa_ca
 
 SHAPES = ((2048, 2048, 2048), (6304, 192, 768), (6304, 768, 192))
 DTYPES = ("float32", "bfloat16")
-LIBRARIES = ("tensorflow", "torch", "torch_intel_mkl")
+LIBRARIES = ("tensorflow", "torch", "torch_intel_mkl", "torch_amd_mkl")
+# the MKL code path each PyTorch library takes (benchmarks/intel_mkl.py)
+MKL_VENDOR = {"torch_intel_mkl": "intel", "torch_amd_mkl": "amd"}
 CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "XLA_FLAGS")
 
 
@@ -102,7 +105,7 @@ def main() -> None:
         return
     report = {"what": "matmul GFLOP/s, median of repeats, all cores", "cpus": os.cpu_count()}
     for library in LIBRARIES:
-        env = torch_env(library == "torch_intel_mkl")
+        env = torch_env(MKL_VENDOR.get(library, "stock"))
         if library.startswith("torch"):
             report[f"{library} MKL code path"] = mkl_code_path(env)
         child = [sys.executable, __file__, "--library", library, "--repeats", str(args.repeats),

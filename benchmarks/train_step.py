@@ -17,7 +17,8 @@ loop needs CUDA and distributed setup. "torch_lean" drops the authors' redundant
 subtraction (the stand-in before 2026-12): a leaner PyTorch of the same method.
 "torch_intel_mkl" is the float32 step with MKL's Intel code path on a non-Intel CPU
 (benchmarks/intel_mkl.py): what the authors' code gets on an Intel CPU with this instruction
-set.
+set. "torch_amd_mkl" is the other way round: MKL's vendor check answered "not Intel", the
+code path the authors' code takes on an AMD CPU with this instruction set.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ VARIANTS = {
     "torch": ("torch", "float32", False),
     "torch_bf16": ("torch", "bfloat16", False),
     "torch_intel_mkl": ("torch", "float32", False),  # + MKL's Intel code path
+    "torch_amd_mkl": ("torch", "float32", False),  # + MKL's code path on AMD CPUs
     "torch_lean": ("torch", "float32", False),  # without the authors' row-max subtraction
 }
 TORCH_BASELINES = tuple(name for name, (framework, *_) in VARIANTS.items() if framework == "torch")
@@ -250,7 +252,8 @@ class TorchWorker:
         import subprocess
 
         precision = resolve_variant(variant)[1]
-        lean, intel_mkl = variant == "torch_lean", variant == "torch_intel_mkl"
+        lean = variant == "torch_lean"
+        vendor = {"torch_intel_mkl": "intel", "torch_amd_mkl": "amd"}.get(variant, "stock")
 
         command = [
             sys.executable,
@@ -266,7 +269,7 @@ class TorchWorker:
         ] + (["--torch-lean"] if lean else [])
         # Passive OpenMP waits: spinning threads are ruinous on a shared 2-core machine
         # (measured 0.34 s vs 10.8 s per tiny step at 64 px with another job running).
-        env = torch_env(intel_mkl, dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
+        env = torch_env(vendor, dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
         self.mkl_code_path = mkl_code_path(env)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env

@@ -25,20 +25,27 @@ def test_fixed_variants_resolve_to_themselves():
         assert resolve_variant(name) == VARIANTS[name]
 
 
-def test_intel_mkl_variant_is_a_float32_torch_baseline():
-    assert VARIANTS["torch_intel_mkl"] == ("torch", "float32", False)
-    assert "torch_intel_mkl" in TORCH_BASELINES
+@pytest.mark.parametrize("name", ["torch_intel_mkl", "torch_amd_mkl"])
+def test_mkl_vendor_variants_are_float32_torch_baselines(name):
+    assert VARIANTS[name] == ("torch", "float32", False)
+    assert name in TORCH_BASELINES
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no cc")
-def test_intel_mkl_shim_is_preloaded_and_answers_intel(tmp_path, monkeypatch):
+@pytest.mark.parametrize("vendor, answer", [("intel", 1), ("amd", 0)])
+def test_mkl_vendor_shim_is_preloaded_and_answers(vendor, answer, tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMESEIM_CACHE", str(tmp_path))
-    env = torch_env(True, {"LD_PRELOAD": "/already/there.so"})
+    env = torch_env(vendor, {"LD_PRELOAD": "/already/there.so"})
     shim = env["LD_PRELOAD"].split()[0]
     assert env["LD_PRELOAD"].split()[1:] == ["/already/there.so"]  # kept, after the shim
     library = ctypes.CDLL(shim)
-    assert library.mkl_serv_intel_cpu_true() == 1 and library.mkl_serv_intel_cpu() == 1
-    assert "LD_PRELOAD" not in torch_env(False, {})
+    assert library.mkl_serv_intel_cpu_true() == answer and library.mkl_serv_intel_cpu() == answer
+    assert "LD_PRELOAD" not in torch_env("stock", {})
+
+
+def test_unknown_mkl_vendor_is_refused():
+    with pytest.raises(ValueError, match="vendor must be one of"):
+        torch_env("arm", {})
 
 
 @pytest.mark.slow
@@ -48,13 +55,22 @@ def test_mkl_takes_a_vector_path_with_the_shim():
     instructions MKL has kernels for: AVX-512 or AVX2, and SSE4.2 on an AVX-only CPU, for
     which this MKL has no path of its own.)"""
     pytest.importorskip("torch")
-    stock, shimmed = mkl_code_path(torch_env(False)), mkl_code_path(torch_env(True))
+    stock, shimmed = mkl_code_path(torch_env("stock")), mkl_code_path(torch_env("intel"))
     if stock == "unknown":
         pytest.skip("this PyTorch build does not report an MKL code path")
     assert shimmed != "Intel(R) Architecture processors"  # the generic path
     assert re.match(r"Intel\(R\) [\w .]+ \(Intel\(R\) (AVX|SSE)[-\w.]*\)", shimmed), shimmed
     if "GenuineIntel" in open("/proc/cpuinfo").read():
         assert stock == shimmed
+
+
+@pytest.mark.slow
+def test_mkl_takes_the_generic_path_when_told_not_intel():
+    """The "amd" shim gives any CPU the generic path MKL takes on AMD CPUs."""
+    pytest.importorskip("torch")
+    if mkl_code_path(torch_env("stock")) == "unknown":
+        pytest.skip("this PyTorch build does not report an MKL code path")
+    assert mkl_code_path(torch_env("amd")) == "Intel(R) Architecture processors"
 
 
 @pytest.mark.parametrize("lean", [False, True])
