@@ -60,6 +60,7 @@ def shim_library(answer: int = 1) -> Path:
             capture_output=True,
             text=True,
         )
+        source.unlink(missing_ok=True)
         if done.returncode != 0:
             raise RuntimeError(f"cannot build the MKL shim: {done.stderr.strip()[-500:]}")
         os.replace(tmp, target)
