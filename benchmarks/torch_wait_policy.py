@@ -1,0 +1,91 @@
+"""Does the PyTorch baseline's OpenMP wait policy change its step? train_step.py runs the
+authors' step with ``OMP_WAIT_POLICY=PASSIVE`` (spinning threads are ruinous when another
+job shares the cores); their code would run with the variable unset. Two PyTorch workers,
+one each way, alive together and stepped in turn (only one computes at a time, as in
+train_step.py's rounds); JSON out.
+
+    python benchmarks/cpu_emulation/run.py avx2 -- python benchmarks/torch_wait_policy.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.step_env import capped_env, emit  # noqa: E402
+
+TRAIN_STEP = Path(__file__).resolve().parent / "train_step.py"
+
+
+def worker_command(preset: str, image_size: int, batch_size: int) -> list[str]:
+    """train_step.py's PyTorch worker: "ready" once warm, then seconds per step per line."""
+    sizes = ["--image-size", str(image_size), "--batch-size", str(batch_size)]
+    return [
+        sys.executable,
+        str(TRAIN_STEP),
+        "--torch-worker",
+        preset,
+        "--torch-precision",
+        "float32",
+        *sizes,
+    ]
+
+
+def policies(base: dict) -> dict[str, dict]:
+    """The two environments compared: PASSIVE (the benchmark's) and unset (the default)."""
+    unset = {k: v for k, v in base.items() if k != "OMP_WAIT_POLICY"}
+    return {"PASSIVE": dict(unset, OMP_WAIT_POLICY="PASSIVE"), "unset": unset}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    command = worker_command(args.preset, args.image_size, args.batch_size)
+    workers = {}
+    for name, env in policies(dict(os.environ)).items():
+        worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True, env=env)  # fmt: skip
+        if worker.stdout.readline().strip() != "ready":
+            sys.exit(f"the PyTorch worker ({name}) failed to start")
+        workers[name] = worker
+    seconds = {name: [] for name in workers}
+    for r in range(args.rounds):
+        for name, worker in workers.items():
+            worker.stdin.write(f"{args.steps}\n")
+            worker.stdin.flush()
+            seconds[name].append(float(worker.stdout.readline()))
+            print(f"round {r + 1} [{name}] {seconds[name][-1]:.3f} s/step", file=sys.stderr)
+    for worker in workers.values():
+        worker.stdin.close()
+        worker.wait(timeout=60)
+    passive = statistics.median(seconds["PASSIVE"])
+    report = {
+        "what": f"the authors' PyTorch step ({args.preset}, {args.image_size} px, batch "
+        f"{args.batch_size}, float32) by OMP_WAIT_POLICY",
+        "env": capped_env(),
+        "policies": {
+            name: {
+                "step_seconds_per_round": [round(s, 3) for s in values],
+                "median_step_seconds": round(statistics.median(values), 3),
+                "speed_vs_passive": round(passive / statistics.median(values), 3),
+            }
+            for name, values in seconds.items()
+        },
+    }
+    emit(report, args.output)
+
+
+if __name__ == "__main__":
+    main()
