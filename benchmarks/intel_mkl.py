@@ -35,6 +35,13 @@ int mkl_serv_intel_cpu(void) {{ return {answer}; }}
 """
 # what MKL's vendor check answers under each ``vendor`` of torch_env (None: not asked)
 VENDOR_ANSWERS = {"stock": None, "intel": 1, "amd": 0}
+# the benchmarks' PyTorch baselines that take another vendor's MKL code path
+BASELINE_VENDORS = {"torch_intel_mkl": "intel", "torch_amd_mkl": "amd"}
+
+
+def baseline_vendor(name: str) -> str:
+    """The ``vendor`` of torch_env for the PyTorch baseline ``name`` ("stock" for most)."""
+    return BASELINE_VENDORS.get(name, "stock")
 
 
 def shim_library(answer: int = 1) -> Path:

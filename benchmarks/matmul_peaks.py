@@ -22,14 +22,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.intel_mkl import mkl_code_path, torch_env  # noqa: E402
+from benchmarks.intel_mkl import baseline_vendor, mkl_code_path, torch_env  # noqa: E402
 from siameseim_tf.hardware import onednn_capped_below_native_bf16, onednn_isa_cap  # noqa: E402
 
 SHAPES = ((2048, 2048, 2048), (6304, 192, 768), (6304, 768, 192))
 DTYPES = ("float32", "bfloat16")
 LIBRARIES = ("tensorflow", "torch", "torch_intel_mkl", "torch_amd_mkl")
-# the MKL code path each PyTorch library takes (benchmarks/intel_mkl.py)
-MKL_VENDOR = {"torch_intel_mkl": "intel", "torch_amd_mkl": "amd"}
 CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "XLA_FLAGS")
 
 
@@ -105,7 +103,7 @@ def main() -> None:
         return
     report = {"what": "matmul GFLOP/s, median of repeats, all cores", "cpus": os.cpu_count()}
     for library in LIBRARIES:
-        env = torch_env(MKL_VENDOR.get(library, "stock"))
+        env = torch_env(baseline_vendor(library))
         if library.startswith("torch"):
             report[f"{library} MKL code path"] = mkl_code_path(env)
         child = [sys.executable, __file__, "--library", library, "--repeats", str(args.repeats),

@@ -42,7 +42,7 @@ import siameseim_tf  # noqa: E402, F401 - before TensorFlow: turns on its oneDNN
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import host_speed  # noqa: E402
-from benchmarks.intel_mkl import mkl_code_path, torch_env  # noqa: E402
+from benchmarks.intel_mkl import baseline_vendor, mkl_code_path, torch_env  # noqa: E402
 from benchmarks.step_env import emit as print_report  # noqa: E402
 from siameseim_tf import SiameseIM  # noqa: E402
 from siameseim_tf.hardware import resolve_precision, xla_suits  # noqa: E402
@@ -253,7 +253,6 @@ class TorchWorker:
 
         precision = resolve_variant(variant)[1]
         lean = variant == "torch_lean"
-        vendor = {"torch_intel_mkl": "intel", "torch_amd_mkl": "amd"}.get(variant, "stock")
 
         command = [
             sys.executable,
@@ -268,8 +267,9 @@ class TorchWorker:
             str(args.batch_size),
         ] + (["--torch-lean"] if lean else [])
         # Passive OpenMP waits: spinning threads are ruinous on a shared 2-core machine
-        # (measured 0.34 s vs 10.8 s per tiny step at 64 px with another job running).
-        env = torch_env(vendor, dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
+        # (measured 0.34 s vs 10.8 s per tiny step at 64 px with another job running); the
+        # authors' step is no faster unset (benchmarks/torch_wait_policy.py: 1.01x, noise).
+        env = torch_env(baseline_vendor(variant), dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
         self.mkl_code_path = mkl_code_path(env)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env

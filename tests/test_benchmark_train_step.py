@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from benchmarks.intel_mkl import mkl_code_path, torch_env
+from benchmarks.intel_mkl import baseline_vendor, mkl_code_path, torch_env
 from benchmarks.train_step import TORCH_BASELINES, VARIANTS, peak_dtype, resolve_variant
 from siameseim_tf.hardware import resolve_precision, xla_suits
 
@@ -25,10 +25,12 @@ def test_fixed_variants_resolve_to_themselves():
         assert resolve_variant(name) == VARIANTS[name]
 
 
-@pytest.mark.parametrize("name", ["torch_intel_mkl", "torch_amd_mkl"])
-def test_mkl_vendor_variants_are_float32_torch_baselines(name):
+@pytest.mark.parametrize("name, vendor", [("torch_intel_mkl", "intel"), ("torch_amd_mkl", "amd")])
+def test_mkl_vendor_variants_are_float32_torch_baselines(name, vendor):
     assert VARIANTS[name] == ("torch", "float32", False)
     assert name in TORCH_BASELINES
+    assert baseline_vendor(name) == vendor
+    assert baseline_vendor("torch") == baseline_vendor("torch_lean") == "stock"
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no cc")
