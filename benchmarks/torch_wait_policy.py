@@ -12,35 +12,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.step_env import capped_env, emit  # noqa: E402
-
-TRAIN_STEP = Path(__file__).resolve().parent / "train_step.py"
-
-
-def worker_command(preset: str, image_size: int, batch_size: int) -> list[str]:
-    """train_step.py's PyTorch worker: "ready" once warm, then seconds per step per line."""
-    sizes = ["--image-size", str(image_size), "--batch-size", str(batch_size)]
-    return [
-        sys.executable,
-        str(TRAIN_STEP),
-        "--torch-worker",
-        preset,
-        "--torch-precision",
-        "float32",
-        *sizes,
-    ]
+from benchmarks.train_step import TorchWorker, torch_worker_base_env  # noqa: E402
 
 
 def policies(base: dict) -> dict[str, dict]:
     """The two environments compared: PASSIVE (the benchmark's) and unset (the default)."""
     unset = {k: v for k, v in base.items() if k != "OMP_WAIT_POLICY"}
-    return {"PASSIVE": dict(unset, OMP_WAIT_POLICY="PASSIVE"), "unset": unset}
+    return {"PASSIVE": torch_worker_base_env(unset), "unset": unset}
 
 
 def main() -> None:
@@ -52,24 +36,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
-    command = worker_command(args.preset, args.image_size, args.batch_size)
-    workers = {}
-    for name, env in policies(dict(os.environ)).items():
-        worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True, env=env)  # fmt: skip
-        if worker.stdout.readline().strip() != "ready":
-            sys.exit(f"the PyTorch worker ({name}) failed to start")
-        workers[name] = worker
+    workers = {
+        name: TorchWorker(args.preset, args, "torch", base_env=env)
+        for name, env in policies(dict(os.environ)).items()
+    }
     seconds = {name: [] for name in workers}
     for r in range(args.rounds):
         for name, worker in workers.items():
-            worker.stdin.write(f"{args.steps}\n")
-            worker.stdin.flush()
-            seconds[name].append(float(worker.stdout.readline()))
+            seconds[name].append(worker(args.steps))
             print(f"round {r + 1} [{name}] {seconds[name][-1]:.3f} s/step", file=sys.stderr)
     for worker in workers.values():
-        worker.stdin.close()
-        worker.wait(timeout=60)
+        worker.close()
     passive = statistics.median(seconds["PASSIVE"])
     report = {
         "what": f"the authors' PyTorch step ({args.preset}, {args.image_size} px, batch "

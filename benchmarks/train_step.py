@@ -244,11 +244,20 @@ def torch_step(arguments: dict, batch_size: int, precision: str = "float32", lea
     return step
 
 
+def torch_worker_base_env(base: dict | None = None) -> dict:
+    """``base`` (default: this process's environment) with passive OpenMP waits: spinning
+    threads are ruinous on a shared 2-core machine (measured 0.34 s vs 10.8 s per tiny step
+    at 64 px with another job running); the authors' step is no faster with the variable
+    unset (benchmarks/torch_wait_policy.py: 1.01x, noise)."""
+    return dict(os.environ if base is None else base, OMP_WAIT_POLICY="PASSIVE")
+
+
 class TorchWorker:
     """The PyTorch step in its own process (thread pools of two frameworks in one process
-    starve each other), driven line by line: "STEPS" in, seconds per step out."""
+    starve each other), driven line by line: "STEPS" in, seconds per step out. ``base_env``
+    (default: torch_worker_base_env()) is the environment before the MKL vendor shim."""
 
-    def __init__(self, preset: str, args, variant: str = "torch"):
+    def __init__(self, preset: str, args, variant: str = "torch", base_env: dict | None = None):
         import subprocess
 
         precision = resolve_variant(variant)[1]
@@ -266,10 +275,8 @@ class TorchWorker:
             "--batch-size",
             str(args.batch_size),
         ] + (["--torch-lean"] if lean else [])
-        # Passive OpenMP waits: spinning threads are ruinous on a shared 2-core machine
-        # (measured 0.34 s vs 10.8 s per tiny step at 64 px with another job running); the
-        # authors' step is no faster unset (benchmarks/torch_wait_policy.py: 1.01x, noise).
-        env = torch_env(baseline_vendor(variant), dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
+        base_env = torch_worker_base_env() if base_env is None else base_env
+        env = torch_env(baseline_vendor(variant), base_env)
         self.mkl_code_path = mkl_code_path(env)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env

@@ -3,7 +3,8 @@ OMP_WAIT_POLICY, all else equal."""
 
 from __future__ import annotations
 
-from benchmarks.torch_wait_policy import policies, worker_command
+from benchmarks.torch_wait_policy import policies
+from benchmarks.train_step import torch_worker_base_env
 
 
 def test_policies_differ_only_in_the_wait_policy():
@@ -12,7 +13,5 @@ def test_policies_differ_only_in_the_wait_policy():
     assert both["unset"] == {"PATH": "/bin"}
 
 
-def test_worker_is_train_steps_float32_torch_worker():
-    command = worker_command("tiny", 224, 32)
-    assert command[1].endswith("train_step.py") and "--torch-worker" in command
-    assert command[command.index("--torch-precision") + 1] == "float32"
+def test_the_passive_policy_is_train_steps_worker_environment():
+    assert policies({"A": "1"})["PASSIVE"] == torch_worker_base_env({"A": "1"})
