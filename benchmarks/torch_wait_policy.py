@@ -1,8 +1,8 @@
-"""Does the PyTorch baseline's OpenMP wait policy change its step? train_step.py runs the
-authors' step with ``OMP_WAIT_POLICY=PASSIVE`` (spinning threads are ruinous when another
-job shares the cores); their code would run with the variable unset. Two PyTorch workers,
-one each way, alive together and stepped in turn (only one computes at a time, as in
-train_step.py's rounds); JSON out.
+"""Does the PyTorch baseline's OpenMP wait policy change its step? Until 2026-12-07
+train_step.py ran the authors' step with ``OMP_WAIT_POLICY=PASSIVE`` (against spinning
+threads beside another job); their code runs with the variable unset, as the baseline now
+does. Two PyTorch workers, one each way, alive together and stepped in turn (only one
+computes at a time, as in train_step.py's rounds); JSON out.
 
     python benchmarks/cpu_emulation/run.py avx2 -- python benchmarks/torch_wait_policy.py
 """
@@ -18,13 +18,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.step_env import capped_env, emit  # noqa: E402
-from benchmarks.train_step import TorchWorker, torch_worker_base_env  # noqa: E402
+from benchmarks.train_step import TorchWorker  # noqa: E402
 
 
 def policies(base: dict) -> dict[str, dict]:
-    """The two environments compared: PASSIVE (the benchmark's) and unset (the default)."""
+    """The two environments compared: PASSIVE (the former baseline's) and unset (the
+    default, the baseline's now)."""
     unset = {k: v for k, v in base.items() if k != "OMP_WAIT_POLICY"}
-    return {"PASSIVE": torch_worker_base_env(unset), "unset": unset}
+    return {"PASSIVE": dict(unset, OMP_WAIT_POLICY="PASSIVE"), "unset": unset}
 
 
 def main() -> None:

@@ -244,18 +244,19 @@ def torch_step(arguments: dict, batch_size: int, precision: str = "float32", lea
     return step
 
 
-def torch_worker_base_env(base: dict | None = None) -> dict:
-    """``base`` (default: this process's environment) with passive OpenMP waits: spinning
-    threads are ruinous on a shared 2-core machine (measured 0.34 s vs 10.8 s per tiny step
-    at 64 px with another job running); the authors' step is no faster with the variable
-    unset (benchmarks/torch_wait_policy.py: 1.01x, noise)."""
-    return dict(os.environ if base is None else base, OMP_WAIT_POLICY="PASSIVE")
+def torch_worker_env(variant: str, base_env: dict | None = None) -> dict:
+    """The environment of the PyTorch baseline ``variant``: ``base_env`` (default: this
+    process's) as the authors' code would run in it, plus the MKL vendor shim where the
+    variant asks for one. No OpenMP wait policy is added: ``OMP_WAIT_POLICY=PASSIVE``,
+    which this benchmark set until 2026-12-07, slowed their step 1.35x at 64 px, batch 4
+    (benchmarks/torch_wait_policy.py; 1.01x at 224 px, batch 32)."""
+    return torch_env(baseline_vendor(variant), base_env)
 
 
 class TorchWorker:
     """The PyTorch step in its own process (thread pools of two frameworks in one process
-    starve each other), driven line by line: "STEPS" in, seconds per step out. ``base_env``
-    (default: torch_worker_base_env()) is the environment before the MKL vendor shim."""
+    starve each other), driven line by line: "STEPS" in, seconds per step out; its
+    environment is torch_worker_env(variant, base_env)."""
 
     def __init__(self, preset: str, args, variant: str = "torch", base_env: dict | None = None):
         import subprocess
@@ -275,8 +276,7 @@ class TorchWorker:
             "--batch-size",
             str(args.batch_size),
         ] + (["--torch-lean"] if lean else [])
-        base_env = torch_worker_base_env() if base_env is None else base_env
-        env = torch_env(baseline_vendor(variant), base_env)
+        env = torch_worker_env(variant, base_env)
         self.mkl_code_path = mkl_code_path(env)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
